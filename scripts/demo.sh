@@ -1,0 +1,16 @@
+#!/usr/bin/env bash
+# The main job: compile the example shop cluster for node-a and trace packets through the
+# software SmartNIC simulator.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+"$root/scripts/setup.sh"
+"$root/scripts/build.sh" "$root/build" -DNICFLOW_BUILD_BENCH=OFF
+nicflow="$root/build/host/nicflow"
+shop="$root/examples/shop"
+step() { printf '\n\033[1m$ %s\033[0m\n' "$*"; "$@"; }
+
+step "$nicflow" compile -f "$shop" --node node-a
+step "$nicflow" trace -f "$shop" --node node-a --proto tcp --src 10.244.1.10 --dst 10.96.0.90:80
+step "$nicflow" trace -f "$shop" --node node-a --proto tcp --src 203.0.113.7 --dst 192.168.10.11:30080
+step "$nicflow" trace -f "$shop" --node node-a --proto tcp --src 10.244.1.40 --dst 10.96.0.90:80
+step "$nicflow" trace -f "$shop" --node node-a --proto tcp --src 10.244.1.10 --dst 10.96.0.99:80 -o json
