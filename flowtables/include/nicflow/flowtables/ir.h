@@ -126,6 +126,7 @@ enum MetaFlag : uint32_t {
   kFlagLocalSrc = 1u << 2,    ///< source is local traffic (kube-proxy detect-local)
   kFlagFromHost = 1u << 3,    ///< sent by the node itself
   kFlagServiceHit = 1u << 4,  ///< matched a Service frontend
+  kFlagClusterIp = 1u << 5,   ///< matched a ClusterIP frontend (masq_mark decides masquerade)
 };
 
 using TableId = uint16_t;
