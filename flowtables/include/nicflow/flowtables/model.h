@@ -26,6 +26,7 @@ using Labels = std::map<std::string, std::string>;
 struct SourceRef {
   std::string file;  ///< path as given, or "<inline>"
   int document = 0;  ///< index of the YAML document / List item in the file
+  int line = 0;      ///< 1-based line where the object starts in YAML; 0 when unknown (JSON)
 };
 
 /// A label selector (metav1.LabelSelector). An empty selector selects everything.
@@ -187,6 +188,7 @@ struct ProxyConfig {
 struct MasqConfig {
   std::vector<IpPrefix> non_masquerade_cidrs;  ///< empty: cluster CIDRs only
   bool masq_link_local = false;
+  SourceRef source;  ///< the MasqueradeConfig object it came from, if any
 };
 
 /// The resolved facts of the node being compiled for.
