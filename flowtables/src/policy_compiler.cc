@@ -185,11 +185,11 @@ std::map<uint16_t, PeerCondition> SplitByNamedPort(const PolicyIndex& index,
     PeerCondition& cond = out[*n];
     if (cond.key.empty()) {
       cond.key = absl::StrCat(base, "|", np.name, "/", static_cast<int>(np.proto), "=", *n);
+      cond.origins.push_back(Origin{"NetworkPolicy", policy.ns, policy.name,
+                                    absl::StrCat(np.detail, " (", np.name, " = ", *n, ")")});
     }
     cond.items.push_back(PrefixBitsItem{IpPrefix::Host(a.ip), {}, 0});
-    cond.item_origins.push_back(
-        Origin{"NetworkPolicy", policy.ns, policy.name,
-               absl::StrCat(np.detail, " to pod ", a.pod->ns, "/", a.pod->name)});
+    cond.item_origin.push_back(0);
   }
   return out;
 }
@@ -337,7 +337,7 @@ void EmitPeerEntries(const Stage& stage, const PolicySet& set,
     for (size_t i = 0; i < cond->items.size(); ++i) {
       items.push_back(cond->items[i]);
       items.back().bits = uint32_t{1} << bit;
-      origins.push_back(&cond->item_origins[i]);
+      origins.push_back(&cond->origins[cond->item_origin[i]]);
     }
   }
   for (const PrefixBits& pb : ComputePrefixBits(items)) {

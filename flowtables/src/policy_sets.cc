@@ -152,7 +152,8 @@ absl::StatusOr<PeerCondition> ResolvePeerCondition(const PolicyIndex& index,
     const NetworkPolicyPeer& peer = rule.peers[j];
     const std::string detail =
         absl::StrCat(DirectionName(dir), "[", rule_index, "] ", list, "[", j, "]");
-    const Origin origin{"NetworkPolicy", policy.ns, policy.name, detail};
+    cond.origins.push_back(Origin{"NetworkPolicy", policy.ns, policy.name, detail});
+    const auto origin = static_cast<uint32_t>(cond.origins.size() - 1);
     const bool has_selector = peer.pod_selector || peer.namespace_selector;
     if (peer.ip_block.has_value() == has_selector) {
       return absl::InvalidArgumentError(
@@ -164,13 +165,13 @@ absl::StatusOr<PeerCondition> ResolvePeerCondition(const PolicyIndex& index,
     absl::StrAppend(&cond.key, ";", PeerKey(peer));
     if (peer.ip_block) {
       cond.items.push_back(PrefixBitsItem{peer.ip_block->cidr, peer.ip_block->except, 0});
-      cond.item_origins.push_back(origin);
+      cond.item_origin.push_back(origin);
       continue;
     }
     for (const Pod* pod : SelectPeerPods(index, policy.ns, peer)) {
       for (const IpAddr& ip : pod->ips) {
         cond.items.push_back(PrefixBitsItem{IpPrefix::Host(ip), {}, 0});
-        cond.item_origins.push_back(origin);
+        cond.item_origin.push_back(origin);
       }
     }
   }

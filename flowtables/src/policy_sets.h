@@ -54,7 +54,8 @@ struct PeerCondition {
   /// Equal keys admit equal addresses: rules of one set with the same key share one bit.
   std::string key;
   std::vector<PrefixBitsItem> items;
-  std::vector<Origin> item_origins;  ///< parallel to `items`: the peer each came from
+  std::vector<uint32_t> item_origin;  ///< parallel to `items`: index into `origins`
+  std::vector<Origin> origins;        ///< one per peer (items share them: pods are many)
 };
 
 /// One pod address a peer list admits (for named ports resolved against the destination pod).
