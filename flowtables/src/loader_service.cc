@@ -75,13 +75,17 @@ ServicePort DecodeServicePort(const Field& f, ServiceType type) {
   Field port = f["port"];
   if (port.Require()) p.port = DecodePort(port);
   Field target = f["targetPort"];
-  auto tp = DecodeIntOrStringPort(target);
+  // 0 is IntOrString's zero value: the API server defaults it like an absent targetPort.
+  bool zero =
+      target.present() && target.value()->type == Value::Type::kInt && target.value()->integer == 0;
+  auto tp =
+      zero ? std::variant<std::monostate, uint16_t, std::string>{} : DecodeIntOrStringPort(target);
   if (auto* name = std::get_if<std::string>(&tp)) {
     p.target_port = *name;
   } else if (auto* number = std::get_if<uint16_t>(&tp)) {
     p.target_port = *number;
   } else {
-    p.target_port = p.port;  // absent (or 0 in some clients): the API server copies port
+    p.target_port = p.port;  // absent: the API server copies port
   }
   Field node_port = f["nodePort"];
   p.node_port = DecodePort(node_port, /*allow_zero=*/true);

@@ -67,6 +67,13 @@ struct ParseLimits {
 absl::StatusOr<std::vector<Value>> ParseDocuments(std::string_view text, std::string_view source,
                                                   const ParseLimits& limits);
 
+/// Kubernetes objects nest a dozen levels, CRD schemas a few dozen; far deeper input is hostile.
+inline constexpr int kMaxDepth = 256;
+
+/// The YAML front end of ParseDocuments (loader_yaml.cc): `text` is already checked UTF-8.
+absl::StatusOr<std::vector<Value>> ParseYaml(std::string_view text, std::string_view source,
+                                             const ParseLimits& limits);
+
 /// Offset of the first byte that is not valid UTF-8 (overlongs, surrogates and code points past
 /// U+10FFFF are invalid), or npos when all of `text` is valid.
 size_t FindInvalidUtf8(std::string_view text);

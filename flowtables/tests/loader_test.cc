@@ -127,6 +127,13 @@ spec:
   EXPECT_EQ(svc.selector->at("app"), "web");
 }
 
+TEST(LoaderService, TargetPortZeroDefaultsToPort) {
+  auto s = Load("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+                "spec: {clusterIP: 10.96.0.1, ports: [{port: 8443, targetPort: 0}]}\n");
+  ASSERT_TRUE(s.ok()) << s.status();
+  EXPECT_EQ(std::get<uint16_t>(s->services[0].ports[0].target_port), 8443);
+}
+
 TEST(LoaderService, ReadsEveryField) {
   auto s = Load(R"(
 apiVersion: v1
