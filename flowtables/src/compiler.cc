@@ -82,7 +82,9 @@ void FillClusterFacts(const ClusterState& state, const Node* node_obj, NodeFacts
   facts.cluster_cidrs = Unique(facts.cluster_cidrs);
   facts.service_cidrs = Unique(facts.service_cidrs);
   facts.pod_cidrs = Unique(facts.pod_cidrs);
-  if (state.masq_config) facts.masq = *state.masq_config;
+  // ip-masq-agent settings given inline win over a separate MasqConfig.
+  const bool inline_masq = !facts.masq.non_masquerade_cidrs.empty() || facts.masq.masq_link_local;
+  if (state.masq_config && !inline_masq) facts.masq = *state.masq_config;
 }
 
 // nodePortAddresses: ["primary"]: the node's primary address of each family.

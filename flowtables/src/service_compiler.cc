@@ -300,13 +300,18 @@ std::vector<IpPrefix> ServiceStager::SourceRanges(IpFamily f) const {
   return {ranges.begin(), ranges.end()};
 }
 
+// kube-proxy's NodePortAddresses: node addresses inside the listed CIDRs; a family without a
+// listed CIDR (or with a zero CIDR) takes NodePorts on every address of that family.
 std::vector<IpAddr> ServiceStager::NodePortAddresses(IpFamily f) const {
+  std::vector<IpPrefix> cidrs;
+  for (const IpPrefix& p : node_.node_port_addresses) {
+    if (p.family() == f) cidrs.push_back(p);
+  }
   std::vector<IpAddr> out;
   for (const IpAddr& a : node_.ips) {
     if (a.family() != f) continue;
-    bool listed = node_.node_port_addresses.empty() ||
-                  std::any_of(node_.node_port_addresses.begin(), node_.node_port_addresses.end(),
-                              [&](const IpPrefix& p) { return p.Contains(a); });
+    bool listed = cidrs.empty() || std::any_of(cidrs.begin(), cidrs.end(),
+                                               [&](const IpPrefix& p) { return p.Contains(a); });
     if (listed && std::find(out.begin(), out.end(), a) == out.end()) out.push_back(a);
   }
   return out;

@@ -192,6 +192,20 @@ TEST(ServiceCompiler, NodePortListensOnlyOnNodePortAddresses) {
   EXPECT_NE(Svc(p, Pkt("203.0.113.7", "192.168.1.2", 30080)), nullptr);
 }
 
+TEST(ServiceCompiler, NodePortAddressesOfOneFamilyLeaveTheOtherFamilyOnEveryAddress) {
+  ClusterState st = NodePortState(false);
+  st.services[0].cluster_ips.push_back(Ip("fd00:96::10"));
+  st.endpoint_slices.push_back(MakeSlice("shop", "web-v6", "web", {Ep("fd00:244:2::5", "node-b")},
+                                         {EpPort("http", 8080)}, IpFamily::kV6));
+  NodeFacts node = TestNode();
+  node.ips.push_back(Ip("192.168.1.2"));
+  node.node_port_addresses = {Cidr("192.168.1.0/24")};
+  Program p = MustCompile(st, node);
+  EXPECT_EQ(Svc(p, Pkt("203.0.113.7", "192.168.0.2", 30080)), nullptr);
+  EXPECT_THAT(Backends(p, Svc(p, Pkt("2001:db8:9::1", "2001:db8::2", 30080))),
+              ElementsAre("[fd00:244:2::5]:8080"));
+}
+
 TEST(ServiceCompiler, NodePortWithClusterPolicyMasqueradesExternalTraffic) {
   Program p = MustCompile(NodePortState(false));
   for (uint32_t from : {0u, uint32_t{kFlagLocalSrc}, uint32_t{kFlagFromHost}}) {
