@@ -1,0 +1,144 @@
+#include "nicflow/device_plugin/sysfs_scanner.h"
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "test_util.h"
+
+namespace nicflow::device_plugin::testing {
+namespace {
+
+using ::testing::ElementsAre;
+
+SysfsScanner ScannerFor(const FakeSysfs& sysfs) {
+  return SysfsScanner(sysfs.root(), MakeSysfsRdmaLocator());
+}
+
+TEST(SysfsScanner, ConnectXVfsWithRdma) {
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  sysfs.AddPf(ConnectXPf("0000:3b:00.0", "ens1f0", 2, /*numa_node=*/1));
+  const auto scan = ScannerFor(sysfs).Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_EQ(scan->pfs.size(), 1u);
+  const PfState& pf = scan->pfs.at("0000:3b:00.0");
+  EXPECT_EQ(pf.driver, "mlx5_core");
+  EXPECT_EQ(pf.num_vfs, 2);
+  EXPECT_EQ(pf.total_vfs, 16);
+  EXPECT_EQ(pf.netdev, "ens1f0");
+  EXPECT_EQ(pf.operstate, "up");
+  EXPECT_EQ(pf.link_type, LinkType::kEther);
+
+  ASSERT_EQ(scan->vfs.size(), 2u);
+  const VfDevice& vf = scan->vfs.at(sysfs.VfAddress("0000:3b:00.0", 1));
+  EXPECT_EQ(vf.vendor_id, "15b3");
+  EXPECT_EQ(vf.device_id, "101e");
+  EXPECT_EQ(vf.class_code, "020000");
+  EXPECT_EQ(vf.driver, "mlx5_core");
+  EXPECT_EQ(vf.numa_node, 1);
+  EXPECT_EQ(vf.pf_address, "0000:3b:00.0");
+  EXPECT_EQ(vf.vf_index, 1);
+  EXPECT_EQ(vf.pf_netdev, "ens1f0");
+  EXPECT_THAT(vf.netdevs, ElementsAre("ens1f0v1"));
+  EXPECT_EQ(vf.link_type, LinkType::kEther);
+  EXPECT_TRUE(vf.iommu_group.empty());
+  ASSERT_EQ(vf.rdma.size(), 1u);
+  EXPECT_EQ(vf.rdma[0].name, "mlx5_3");
+  EXPECT_THAT(
+      vf.rdma[0].char_devices,
+      ElementsAre("/dev/infiniband/uverbs1", "/dev/infiniband/issm1", "/dev/infiniband/umad1"));
+}
+
+TEST(SysfsScanner, E810VfsBoundToVfio) {
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  sysfs.AddPf(E810VfioPf("0000:af:00.0", "ens7f0", 3, /*numa_node=*/0, /*first_iommu_group=*/40));
+  const auto scan = ScannerFor(sysfs).Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  const VfDevice& vf = scan->vfs.at(sysfs.VfAddress("0000:af:00.0", 2));
+  EXPECT_EQ(vf.vendor_id, "8086");
+  EXPECT_EQ(vf.device_id, "1889");
+  EXPECT_EQ(vf.driver, "vfio-pci");
+  EXPECT_EQ(vf.iommu_group, "42");
+  EXPECT_TRUE(vf.netdevs.empty());
+  EXPECT_EQ(vf.link_type, LinkType::kEther);  // from the PF
+  EXPECT_TRUE(vf.rdma.empty());
+}
+
+TEST(SysfsScanner, PfWithVfsOnTwoNumaNodes) {
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  FakePf pf = ConnectXPf("0000:3b:00.0", "ens1f0", 4);
+  pf.vf_numa = [](int index) { return index < 2 ? 0 : 1; };
+  sysfs.AddPf(pf);
+  const auto scan = ScannerFor(sysfs).Scan();
+  ASSERT_TRUE(scan.ok());
+  EXPECT_EQ(scan->vfs.at(sysfs.VfAddress(pf.address, 1)).numa_node, 0);
+  EXPECT_EQ(scan->vfs.at(sysfs.VfAddress(pf.address, 2)).numa_node, 1);
+}
+
+TEST(SysfsScanner, InfinibandLinkType) {
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  FakePf pf = ConnectXPf("0000:5e:00.0", "ib0", 1);
+  pf.link_type = 32;
+  sysfs.AddPf(pf);
+  const auto scan = ScannerFor(sysfs).Scan();
+  ASSERT_TRUE(scan.ok());
+  EXPECT_EQ(scan->vfs.begin()->second.link_type, LinkType::kInfiniband);
+}
+
+TEST(SysfsScanner, IgnoresDevicesWithoutSriov) {
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  sysfs.AddPlainDevice("0000:17:00.0", "0x030200");
+  sysfs.AddPf(E810VfioPf("0000:af:00.0", "ens7f0", 1));
+  const auto scan = ScannerFor(sysfs).Scan();
+  ASSERT_TRUE(scan.ok());
+  EXPECT_EQ(scan->pfs.size(), 1u);
+  EXPECT_EQ(scan->vfs.size(), 1u);
+}
+
+TEST(SysfsScanner, ReportsDirectoriesToWatch) {
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  sysfs.AddPf(ConnectXPf("0000:3b:00.0", "ens1f0", 1));
+  const auto scan = ScannerFor(sysfs).Scan();
+  ASSERT_TRUE(scan.ok());
+  const auto devices = sysfs.root() / "bus/pci/devices";
+  EXPECT_THAT(scan->watch_dirs,
+              ::testing::UnorderedElementsAre(devices, devices / "0000:3b:00.0",
+                                              devices / "0000:3b:00.0/net/ens1f0",
+                                              devices / sysfs.VfAddress("0000:3b:00.0", 0)));
+}
+
+TEST(SysfsScanner, MissingRootIsNotFound) {
+  SysfsScanner scanner("/nonexistent/sys", MakeSysfsRdmaLocator());
+  const auto scan = scanner.Scan();
+  EXPECT_EQ(scan.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(scan.status().message()),
+              ::testing::HasSubstr("/nonexistent/sys/bus/pci/devices"));
+}
+
+TEST(SysfsScanner, VerbsLocatorFallsBackToSysfsForFunctionsVerbsDoesNotKnow) {
+  // libibverbs only sees this machine's devices, none of which are in the fake tree.
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  sysfs.AddPf(ConnectXPf("0000:3b:00.0", "ens1f0", 1));
+  SysfsScanner scanner(sysfs.root(), MakeVerbsRdmaLocator(MakeSysfsRdmaLocator()));
+  const auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok());
+  ASSERT_EQ(scan->vfs.begin()->second.rdma.size(), 1u);
+  EXPECT_EQ(scan->vfs.begin()->second.rdma[0].name, "mlx5_2");
+}
+
+TEST(SysfsScanner, OperStates) {
+  EXPECT_TRUE(OperStateIsDown("down"));
+  EXPECT_TRUE(OperStateIsDown("lowerlayerdown"));
+  EXPECT_TRUE(OperStateIsDown("notpresent"));
+  EXPECT_FALSE(OperStateIsDown("up"));
+  EXPECT_FALSE(OperStateIsDown("unknown"));
+  EXPECT_FALSE(OperStateIsDown("dormant"));
+}
+
+}  // namespace
+}  // namespace nicflow::device_plugin::testing
