@@ -10,8 +10,10 @@
 // Egress is enforced for local senders only and ingress for local receivers only; remote pods are
 // enforced by their own node. A pod no policy isolates in a direction has no *_pod entry, so the
 // default actions let it through: egress_pod misses to ingress_pod, ingress_pod misses to snat.
-// Traffic the node itself sends to a local pod (meta.flags FromHost: kubelet probes) bypasses
-// ingress policy, as Calico, Cilium and kube-router do by default.
+// The API docs say traffic to and from the node where a pod runs is always allowed: traffic the
+// node sends to a local pod (meta.flags FromHost: kubelet probes) bypasses ingress policy (one
+// ingress_pod entry), and every egress set carries a built-in rule "to the node's own addresses,
+// any port" (the peer list with key "!node", which always takes bit 0).
 //
 // The naive design, and why not
 // -----------------------------
@@ -52,10 +54,10 @@
 // peer entry per peer pod address and one bit and rule entry per distinct number — the one place
 // where peer resolution depends on ports. Addresses that are no pod never match a named port.
 //
-// More than 32 distinct peer lists in one set: lists past the 32nd (in key order) get no bit; their
-// rules become (tag, protocol, port range) -> punt entries, so the software datapath decides
-// those packets with full policy. Reported in `notes`. It takes 33 distinct `from`/`to` lists
-// selecting one pod to get there.
+// More than 32 distinct peer lists in one set (31 plus the node's, for egress): lists past the
+// last bit (in key order) get none; their rules become (tag, protocol, port range) -> punt
+// entries, so the software datapath decides those packets with full policy. Reported in `notes`.
+// It takes over 30 distinct `from`/`to` lists applying to one pod to get there.
 //
 // Priorities. Peer entries: the prefix length. Rule entries: allow entries never overlap at equal
 // priority (the IR's rule): each peer bit has its own band, entries within a band are numbered in
@@ -147,8 +149,28 @@ struct RuleParts {
 struct Conjunction {
   const PeerCondition* peers = nullptr;  // null: every peer
   std::vector<PortClause> ports;
-  const NetworkPolicy* policy = nullptr;
+  const NetworkPolicy* policy = nullptr;  // null: the node exception (origin in `peers`)
 };
+
+// Key of the node exception's peer list: sorts before every policy's ("<ns>;..."), so it always
+// gets bit 0 and never overflows.
+constexpr std::string_view kNodeConditionKey = "!node";
+
+// "Traffic to and from the node where a Pod is running is always allowed" (NetworkPolicy API
+// docs): egress to the node's own addresses is a rule every egress set carries. (From the node
+// is the host bypass in ingress_pod.)
+std::optional<PeerCondition> NodeCondition(const NodeFacts& node) {
+  if (node.ips.empty()) return std::nullopt;
+  PeerCondition cond;
+  cond.key = std::string(kNodeConditionKey);
+  cond.origins.push_back(
+      Origin{"Node", "", node.name, "egress to the pod's own node is always allowed"});
+  for (const IpAddr& ip : node.ips) {
+    cond.items.push_back(PrefixBitsItem{IpPrefix::Host(ip), {}, 0});
+    cond.item_origin.push_back(0);
+  }
+  return cond;
+}
 
 std::string SpecPath(const NetworkPolicy& p, std::string_view detail) {
   return absl::StrCat("NetworkPolicy ", p.ns, "/", p.name, ": spec.", Sv(detail));
@@ -392,8 +414,10 @@ void EmitRuleEntries(const Stage& stage, const PolicySet& set,
     }
     punted |= band == kBandPunt;
     for (const PortClause& p : c.ports) {
-      entries.push_back(RuleEntry{band, p.proto, p.range, mask,
-                                  Origin{"NetworkPolicy", c.policy->ns, c.policy->name, p.detail}});
+      entries.push_back(
+          RuleEntry{band, p.proto, p.range, mask,
+                    c.policy ? Origin{"NetworkPolicy", c.policy->ns, c.policy->name, p.detail}
+                             : c.peers->origins.front()});
     }
   }
   // Canonical order; equal (band, protocol, range) entries are one entry (first origin kept).
@@ -453,14 +477,20 @@ void SetDefaults(ProgramBuilder& builder) {
   builder.SetDefaultActions(kTableIngressRule, {DropAction{}});
 }
 
-absl::Status CompileDirection(const Stage& stage, const PolicyIndex& index,
+absl::Status CompileDirection(const Stage& stage, const PolicyIndex& index, const NodeFacts& node,
                               const std::vector<const Pod*>& local_pods, ProgramBuilder& builder,
                               std::vector<std::string>& notes) {
   const std::vector<PolicySet> sets = BuildPolicySets(index, local_pods, stage.dir);
   RuleCache cache(index, stage.dir);
+  const std::optional<PeerCondition> node_cond =
+      stage.dir == PolicyDirection::kEgress ? NodeCondition(node) : std::nullopt;
   std::map<IpAddr, const Pod*> claimed;
   for (const PolicySet& set : sets) {
     std::vector<Conjunction> conjunctions;
+    if (node_cond) {
+      conjunctions.push_back(
+          Conjunction{&*node_cond, {PortClause{std::nullopt, std::nullopt, ""}}, nullptr});
+    }
     for (const NetworkPolicy* policy : set.policies) {
       NICFLOW_ASSIGN_OR_RETURN(const std::vector<RuleParts>* rules, cache.Get(*policy));
       std::vector<Conjunction> c = SetConjunctions(set, *policy, *rules);
@@ -493,8 +523,8 @@ absl::Status CompilePolicies(const ClusterState& state, const NodeFacts& node,
   }
   // Validate every policy first, so an error leaves no entries behind.
   for (const NetworkPolicy& p : state.network_policies) NICFLOW_RETURN_IF_ERROR(ValidatePolicy(p));
-  NICFLOW_RETURN_IF_ERROR(CompileDirection(kEgress, index, local_pods, builder, notes));
-  return CompileDirection(kIngress, index, local_pods, builder, notes);
+  NICFLOW_RETURN_IF_ERROR(CompileDirection(kEgress, index, node, local_pods, builder, notes));
+  return CompileDirection(kIngress, index, node, local_pods, builder, notes);
 }
 
 }  // namespace nicflow::flowtables

@@ -261,8 +261,24 @@ TEST(PolicyCompiler, TrafficFromTheNodeReachesIsolatedPods) {
   ClusterState s = Cluster();
   s.network_policies.push_back(IngressPolicy("x", "deny", Sel(), {}));
   Compiled c = CompileOrDie(s);
-  EXPECT_TRUE(Allowed(c.program, "192.168.0.2", kXa, 8080, Protocol::kTcp, kFlagFromHost));
-  EXPECT_FALSE(Allowed(c.program, "192.168.0.2", kXa, 8080, Protocol::kTcp, 0));
+  EXPECT_TRUE(Allowed(c.program, kNodeIp, kXa, 8080, Protocol::kTcp, kFlagFromHost));
+  EXPECT_FALSE(Allowed(c.program, kNodeIp, kXa, 8080, Protocol::kTcp, 0));
+}
+
+TEST(PolicyCompiler, EgressToTheOwnNodeIsAlwaysAllowed) {
+  ClusterState s = Cluster();
+  s.network_policies.push_back(EgressPolicy("x", "deny-out", Sel(), {}));
+  s.network_policies.push_back(
+      EgressPolicy("y", "to-block", Sel(), {Rule({BlockPeer("192.168.0.0/24")}, {Port(443)})}));
+  Compiled c = CompileOrDie(s);
+  Walk w = Trace(c.program, Packet{Ip(kXa), Ip(kNodeIp), Protocol::kUdp, 53});
+  ASSERT_EQ(w.fate, Fate::kAllow);
+  EXPECT_EQ(w.path.back()->origin.kind, "Node");
+  EXPECT_FALSE(Allowed(c.program, kXa, "192.168.0.3", 53, Protocol::kUdp));
+  // The node's address inside a rule's ipBlock keeps both: any port to the node, 443 elsewhere.
+  EXPECT_TRUE(Allowed(c.program, kYa, kNodeIp, 80));
+  EXPECT_TRUE(Allowed(c.program, kYa, "192.168.0.3", 443));
+  EXPECT_FALSE(Allowed(c.program, kYa, "192.168.0.3", 80));
 }
 
 TEST(PolicyCompiler, OnlyLocalPodsAreEnforced) {

@@ -20,7 +20,11 @@ class Reference {
   bool Allowed(const Packet& p) const {
     const Pod* src = PodByIp(p.src);
     const Pod* dst = PodByIp(p.dst);
-    if (src && src->node_name == kNode && !Allows(*src, true, p.dst, dst, p)) return false;
+    // Traffic to and from the pod's own node is always allowed (API docs).
+    const bool to_node = p.dst == Ip(kNodeIp) || p.dst == Ip(kNodeIpV6);
+    if (src && src->node_name == kNode && !to_node && !Allows(*src, true, p.dst, dst, p)) {
+      return false;
+    }
     if (dst && dst->node_name == kNode && !(p.flags & kFlagFromHost) &&
         !Allows(*dst, false, p.src, dst, p)) {
       return false;
@@ -206,7 +210,8 @@ class Gen {
 };
 
 std::vector<IpAddr> Addresses(const ClusterState& s) {
-  std::vector<IpAddr> out{Ip("192.0.2.1"), Ip("10.0.3.200"), Ip("2001:db8::1"), Ip("fd00::2")};
+  std::vector<IpAddr> out{Ip("192.0.2.1"), Ip("10.0.3.200"), Ip("2001:db8::1"),
+                          Ip("fd00::2"),   Ip(kNodeIp),      Ip(kNodeIpV6)};
   for (const Pod& p : s.pods) out.insert(out.end(), p.ips.begin(), p.ips.end());
   return out;
 }

@@ -87,9 +87,12 @@ inline NetworkPolicy EgressPolicy(std::string ns, std::string name, LabelSelecto
   return p;
 }
 
+inline constexpr std::string_view kNodeIp = "192.168.0.2", kNodeIpV6 = "fd00:ffff::2";
+
 inline NodeFacts Node1() {
   NodeFacts n;
   n.name = std::string(kNode);
+  n.ips = {Ip(kNodeIp), Ip(kNodeIpV6)};
   return n;
 }
 
