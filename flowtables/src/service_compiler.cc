@@ -12,6 +12,7 @@
 #include <set>
 #include <tuple>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "nat_compiler.h"
 
@@ -38,7 +39,11 @@ struct FrontendKey {
   IpAddr addr;
   Protocol proto = Protocol::kTcp;
   uint16_t port = 0;
-  friend auto operator<=>(const FrontendKey&, const FrontendKey&) = default;
+  friend bool operator==(const FrontendKey&, const FrontendKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const FrontendKey& k) {
+    return H::combine(std::move(h), k.addr.bytes(), k.addr.family(), k.proto, k.port);
+  }
   std::string ToString() const {
     return absl::StrCat(ProtoName(proto), " ", FormatEndpoint(addr, port));
   }
@@ -351,33 +356,60 @@ void ServiceStager::AddVariants(const std::vector<FieldMatch>& base, int32_t pri
   variant(v.from_pod, kFlagLocalSrc, 2, "pods");
 }
 
+/// Who holds a frontend or clusterIP: the Service and the field that claims it.
+struct Claimant {
+  const Service* svc = nullptr;
+  std::string field;
+  std::string ToString() const {
+    return absl::StrCat("Service ", svc->ns, "/", svc->name, " (", field, ")");
+  }
+};
+
+/// An address as a hash key (IpAddr itself has no hash).
+struct AddrKey {
+  IpAddr addr;
+  friend bool operator==(const AddrKey&, const AddrKey&) = default;
+  template <typename H>
+  friend H AbslHashValue(H h, const AddrKey& k) {
+    return H::combine(std::move(h), k.addr.bytes(), k.addr.family());
+  }
+};
+
+using FrontendClaims = absl::flat_hash_map<FrontendKey, Claimant>;
+using ClusterIpClaims = absl::flat_hash_map<AddrKey, Claimant>;
+
 // Checks what `staged` claims against what committed Services hold; on success records the
-// claims. Errors name both Services.
-absl::Status Claim(const Service& svc, const StagedService& staged,
-                   std::map<FrontendKey, std::string>& frontends,
-                   std::map<IpAddr, std::string>& cluster_ips) {
-  const std::string self = absl::StrCat("Service ", svc.ns, "/", svc.name);
-  std::map<FrontendKey, std::string> mine;
-  for (const auto& [key, field] : staged.frontends) {
-    const std::string* owner = nullptr;
-    if (auto f = frontends.find(key); f != frontends.end()) owner = &f->second;
-    if (auto m = mine.find(key); m != mine.end()) owner = &m->second;
-    if (owner != nullptr) {
-      return absl::InvalidArgumentError(absl::StrCat(self, ": ", field, ": ", key.ToString(),
-                                                     " is already a frontend of ", *owner));
+// claims. Errors name both Services. A Service has a handful of frontends, so its own duplicates
+// are found by a linear scan.
+absl::Status Claim(const Service& svc, StagedService& staged, FrontendClaims& frontends,
+                   ClusterIpClaims& cluster_ips) {
+  auto error = [&](const std::string& field, const std::string& what, const std::string& owner) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("Service ", svc.ns, "/", svc.name, ": ", field, ": ", what, owner));
+  };
+  for (size_t i = 0; i < staged.frontends.size(); ++i) {
+    const auto& [key, field] = staged.frontends[i];
+    const std::string what = key.ToString() + " is already a frontend of ";
+    if (auto f = frontends.find(key); f != frontends.end()) {
+      return error(field, what, f->second.ToString());
     }
-    mine.emplace(key, absl::StrCat(self, " (", field, ")"));
-  }
-  for (const auto& [ip, field] : staged.cluster_ips) {
-    if (auto it = cluster_ips.find(ip); it != cluster_ips.end()) {
-      return absl::InvalidArgumentError(absl::StrCat(self, ": ", field, ": ", ip.ToString(),
-                                                     " is already the clusterIP of ", it->second));
+    for (size_t j = 0; j < i; ++j) {
+      if (staged.frontends[j].first == key) {
+        return error(field, what, Claimant{&svc, staged.frontends[j].second}.ToString());
+      }
     }
   }
   for (const auto& [ip, field] : staged.cluster_ips) {
-    cluster_ips.emplace(ip, absl::StrCat(self, " (", field, ")"));
+    if (auto it = cluster_ips.find(AddrKey{ip}); it != cluster_ips.end()) {
+      return error(field, ip.ToString() + " is already the clusterIP of ", it->second.ToString());
+    }
   }
-  frontends.merge(mine);
+  for (auto& [ip, field] : staged.cluster_ips) {
+    cluster_ips.emplace(AddrKey{ip}, Claimant{&svc, std::move(field)});
+  }
+  for (auto& [key, field] : staged.frontends) {
+    frontends.emplace(key, Claimant{&svc, std::move(field)});
+  }
   return absl::OkStatus();
 }
 
@@ -415,7 +447,8 @@ absl::Status CompileServices(const ClusterState& state, const NodeFacts& node,
                              const CompileOptions& options, ProgramBuilder& builder,
                              std::vector<std::string>& notes) {
   // Slices by Service, in name order, so the result never depends on load order.
-  std::map<std::pair<std::string, std::string>, std::vector<const EndpointSlice*>> slices;
+  absl::flat_hash_map<std::pair<std::string, std::string>, std::vector<const EndpointSlice*>>
+      slices;
   for (const EndpointSlice& s : state.endpoint_slices) {
     slices[{s.ns, s.service_name}].push_back(&s);
   }
@@ -430,8 +463,8 @@ absl::Status CompileServices(const ClusterState& state, const NodeFacts& node,
   });
 
   static const std::vector<const EndpointSlice*> kNoSlices;
-  std::map<FrontendKey, std::string> frontends;
-  std::map<IpAddr, std::string> cluster_ips;
+  FrontendClaims frontends;
+  ClusterIpClaims cluster_ips;
   for (const Service* svc : services) {
     // kube-proxy's ShouldSkipService: no virtual IP, nothing to program.
     if (svc->type == ServiceType::kExternalName || svc->headless || svc->cluster_ips.empty()) {
