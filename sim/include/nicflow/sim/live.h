@@ -1,0 +1,108 @@
+// Live packet I/O: SimNic ports attached to Linux interfaces (typically the host ends of veth
+// pairs whose other ends sit in network namespaces acting as pods).
+//
+// Each attached port gets an AF_PACKET socket bound to its interface. PollOnce() waits for
+// frames on any of them, runs a burst through the SimNic and sends every forwarded frame out of
+// the output port's interface (REJECT replies out of the input one). The simulator is an L3
+// device, like a NIC that routes for its VFs: frames leave with the port's own MAC as source
+// and the port's peer MAC (learned from frames received on it, or set) as destination.
+//
+// Pods need a gateway: the port answers ARP requests and IPv6 neighbour solicitations for its
+// gateway addresses (and, with proxy_all, for any address but the pod's own), which is what a
+// NIC-based setup needs too since nothing else answers on a VF's link.
+//
+// Frames the kernel hands over with a checksum still to be completed (TP_STATUS_CSUMNOTREADY,
+// from a sender with TX checksum offload) get their checksums computed before processing.
+//
+// Thread-safety: none; the owning thread calls PollOnce() and any SimNic control method between
+// polls.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "nicflow/sim/device.h"
+
+namespace nicflow::sim {
+
+using MacAddr = std::array<uint8_t, 6>;
+
+/// An AF_PACKET socket bound to one interface (RAII: the fd closes with the object).
+class PacketSocket {
+ public:
+  /// Errors: NotFound (no such interface), PermissionDenied (needs CAP_NET_RAW), Internal.
+  static absl::StatusOr<PacketSocket> Open(const std::string& ifname);
+  PacketSocket(PacketSocket&& o) noexcept : fd_(o.fd_), ifindex_(o.ifindex_) { o.fd_ = -1; }
+  PacketSocket& operator=(PacketSocket&& o) noexcept;
+  PacketSocket(const PacketSocket&) = delete;
+  PacketSocket& operator=(const PacketSocket&) = delete;
+  ~PacketSocket();
+
+  struct Received {
+    size_t len = 0;
+    bool checksum_incomplete = false;  ///< the kernel left the L4 checksum to be completed
+  };
+  /// Non-blocking receive of one incoming frame; nullopt when none is queued. Frames this
+  /// host sent out of the interface are skipped.
+  std::optional<Received> Recv(std::span<uint8_t> buf) noexcept;
+  /// Sends one frame. Errors: Unavailable with errno text.
+  absl::Status Send(std::span<const uint8_t> frame) noexcept;
+  int fd() const { return fd_; }
+
+ private:
+  PacketSocket(int fd, int ifindex) : fd_(fd), ifindex_(ifindex) {}
+  int fd_ = -1;
+  int ifindex_ = 0;
+};
+
+struct LivePortConfig {
+  std::string ifname;
+  MacAddr mac{};  ///< our MAC on this link; zero: 02:00:00:00:xx:xx derived from the port id
+  std::optional<MacAddr> peer_mac;  ///< unset: learned from received frames
+  std::vector<IpAddr> gateway_ips;  ///< answered by ARP / NDP proxy
+  bool proxy_all = false;           ///< answer for any address except the peer's own
+};
+
+struct LiveStats {
+  uint64_t rx = 0, tx = 0, tx_errors = 0, arp_replies = 0, nd_replies = 0, no_peer_mac = 0;
+};
+
+class LiveDatapath {
+ public:
+  explicit LiveDatapath(SimNic& nic);
+  ~LiveDatapath();
+
+  /// Attaches a SimNic port to an interface. Errors: those of PacketSocket::Open, NotFound for
+  /// an unknown port, AlreadyExists when the port is attached.
+  absl::Status Attach(PortId port, LivePortConfig config);
+  /// Waits up to `timeout_ms` for frames, processes what arrived; returns frames received.
+  absl::StatusOr<size_t> PollOnce(int timeout_ms);
+  const LiveStats& stats() const { return stats_; }
+
+ private:
+  struct Port;
+  bool AnswerNeighbourQuery(Port& port, std::span<const uint8_t> frame);
+  void Transmit(PortId out, std::span<uint8_t> frame);
+
+  SimNic& nic_;
+  std::vector<std::unique_ptr<Port>> ports_;  // indexed by attach order
+  std::vector<int> port_index_;               // PortId -> index in ports_, -1 if detached
+  PacketBatch batch_;
+  LiveStats stats_;
+};
+
+/// Builds an ARP reply or an IPv6 neighbour advertisement answering `request` for `target` with
+/// `mac`; empty when `request` is not an ARP request / neighbour solicitation for `target`.
+/// Exposed for tests.
+std::vector<uint8_t> BuildNeighbourReply(std::span<const uint8_t> request, const IpAddr& target,
+                                         const MacAddr& mac);
+/// The address an ARP request or neighbour solicitation asks about, if it is one.
+std::optional<IpAddr> NeighbourQueryTarget(std::span<const uint8_t> frame);
+
+}  // namespace nicflow::sim

@@ -1,0 +1,526 @@
+// SimNic control plane: transactional install/apply, read-back, ports and counters.
+//
+// Every change runs in two phases. Staging checks each op against an overlay of the installed
+// state (so ops may depend on earlier ops of the same delta) and counts it for fault injection;
+// nothing is changed. Only when every op passed does Commit apply them, and commit cannot fail:
+// that is what makes Apply() all-or-nothing without an undo log.
+#include <algorithm>
+#include <set>
+
+#include "absl/strings/str_cat.h"
+#include "classifier_internal.h"
+#include "device_state.h"
+#include "sv.h"
+
+namespace nicflow::sim {
+
+using flowtables::Action;
+using flowtables::DeltaOp;
+using flowtables::Entry;
+using flowtables::PortClass;
+using flowtables::PortRef;
+using flowtables::Program;
+using flowtables::SelectGroup;
+using flowtables::TableSchema;
+using State = SimNic::State;
+
+namespace {
+
+std::string EntryWhere(const TableSchema& t, const Entry& e) {
+  return absl::StrCat("table ", t.name, ": entry priority ", e.priority, " match {",
+                      flowtables::MatchesToString(e.match), "}");
+}
+
+// EntryKey of the canonical form of `e` (ops from hand-written deltas may list fields unsorted).
+std::string KeyOf(const Entry& e) {
+  auto by_field = [](const flowtables::FieldMatch& a, const flowtables::FieldMatch& b) {
+    return a.field < b.field;
+  };
+  if (std::is_sorted(e.match.begin(), e.match.end(), by_field)) return flowtables::EntryKey(e);
+  Entry c = e;
+  flowtables::CanonicalizeMatch(c);
+  return flowtables::EntryKey(c);
+}
+
+absl::Status Prefixed(const absl::Status& s, std::string_view where) {
+  return absl::Status(s.code(), absl::StrCat(Sv(where), ": ", s.message()));
+}
+
+void CountGroupRefs(const std::vector<Action>& actions, int64_t sign,
+                    absl::flat_hash_map<std::string, int64_t>& refs) {
+  for (const Action& a : actions) {
+    if (const auto* g = std::get_if<flowtables::GroupAction>(&a)) refs[g->group] += sign;
+  }
+}
+
+PortClass ClassOf(const PortRef& r) {
+  switch (r.kind) {
+    case PortRef::Kind::kHost:
+      return PortClass::kHost;
+    case PortRef::Kind::kUplink:
+      return PortClass::kUplink;
+    case PortRef::Kind::kPod:
+      return PortClass::kPod;
+  }
+  return PortClass::kNone;
+}
+
+size_t VfCount(const State& s) {
+  return static_cast<size_t>(std::count_if(s.ports.begin(), s.ports.end(), [](const PortInfo& p) {
+    return p.port_class == PortClass::kPod;
+  }));
+}
+
+// Checks ops against an overlay of the installed state; see the file comment.
+class Staging {
+ public:
+  explicit Staging(const State& s) : s_(s), table_count_(s.tables.size()) {
+    for (size_t i = 0; i < s.tables.size(); ++i) table_count_[i] = s.tables[i].entries;
+    for (const CTable& t : s.tables) total_ += t.entries;
+    for (const CGroup& g : s.groups) groups_live_ += g.live ? 1 : 0;
+  }
+
+  absl::Status Check(const DeltaOp& op);
+  absl::Status Finish() const;
+
+ private:
+  const Entry* CurrentEntry(const std::string& key) const {
+    if (auto it = entries_.find(key); it != entries_.end()) return it->second;
+    if (auto it = s_.entry_by_key.find(key); it != s_.entry_by_key.end()) {
+      return &s_.entries[it->second].entry;
+    }
+    return nullptr;
+  }
+  const SelectGroup* CurrentGroup(const std::string& name) const {
+    if (auto it = groups_.find(name); it != groups_.end()) return it->second;
+    if (auto it = s_.group_by_name.find(name); it != s_.group_by_name.end()) {
+      return &s_.groups[it->second].group;
+    }
+    return nullptr;
+  }
+  absl::Status CheckActionRefs(const std::vector<Action>& actions, TableId from, bool in_group,
+                               const std::string& where);
+  absl::Status CheckEntry(const Entry& e, bool adding);
+  absl::Status CheckGroup(const SelectGroup& g);
+
+  const State& s_;
+  absl::flat_hash_map<std::string, const Entry*> entries_;
+  absl::flat_hash_map<std::string, const SelectGroup*> groups_;
+  std::vector<size_t> table_count_;
+  size_t total_ = 0;
+  size_t groups_live_ = 0;
+  absl::flat_hash_map<std::string, int64_t> ref_delta_;
+  std::set<std::string> deleted_groups_;
+  std::set<std::string> new_pods_;
+};
+
+absl::Status Staging::CheckActionRefs(const std::vector<Action>& actions, TableId from,
+                                      bool in_group, const std::string& where) {
+  for (const Action& a : actions) {
+    if (const auto* g = std::get_if<flowtables::GotoAction>(&a)) {
+      if ((!in_group && g->table <= from) || g->table >= s_.tables.size()) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": goto table ", g->table, " is not a later table"));
+      }
+    } else if (const auto* gr = std::get_if<flowtables::GroupAction>(&a)) {
+      if (CurrentGroup(gr->group) == nullptr) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(where, ": group ", gr->group, " is not installed"));
+      }
+    } else if (const auto* o = std::get_if<flowtables::OutputAction>(&a)) {
+      if (o->port.kind == PortRef::Kind::kPod && !s_.port_by_name.contains(o->port.ToString())) {
+        new_pods_.insert(o->port.ToString());
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Staging::CheckEntry(const Entry& e, bool adding) {
+  if (e.table >= s_.tables.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("entry priority ", e.priority, ": table id ", e.table, " does not exist"));
+  }
+  const CTable& t = s_.tables[e.table];
+  const std::string where = EntryWhere(t.schema, e);
+  if (absl::Status st = CheckMatch(t.schema.keys, e.match, nullptr); !st.ok()) {
+    return Prefixed(st, where);
+  }
+  if (absl::Status st = CheckEntrySupported(s_.profile, t.schema, e); !st.ok()) return st;
+  if (absl::Status st = CheckActionRefs(e.actions, e.table, false, where); !st.ok()) return st;
+  if (adding) {
+    const uint32_t cap = s_.profile.CapacityOf(t.schema);
+    if (cap && table_count_[e.table] + 1 > cap) {
+      return absl::ResourceExhaustedError(absl::StrCat(
+          where, ": table full (", cap, " entries in device profile ", s_.profile.name, ")"));
+    }
+    const uint32_t total_cap = s_.profile.total_entry_capacity;
+    if (total_cap && total_ + 1 > total_cap) {
+      return absl::ResourceExhaustedError(absl::StrCat(where, ": device full (", total_cap,
+                                                       " entries in device profile ",
+                                                       s_.profile.name, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Staging::CheckGroup(const SelectGroup& g) {
+  if (absl::Status st = CheckGroupSupported(s_.profile, g); !st.ok()) return st;
+  for (const flowtables::Bucket& b : g.buckets) {
+    const std::string where = absl::StrCat("group ", g.name, " bucket ", b.label);
+    if (absl::Status st = CheckActionRefs(b.actions, 0, true, where); !st.ok()) return st;
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Staging::Check(const DeltaOp& op) {
+  using K = DeltaOp::Kind;
+  switch (op.kind) {
+    case K::kAddEntry:
+    case K::kModifyEntry:
+    case K::kDeleteEntry: {
+      const std::string key = KeyOf(op.entry);
+      const Entry* cur = CurrentEntry(key);
+      if ((op.kind == K::kAddEntry) == (cur != nullptr)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(Sv(flowtables::DeltaOpKindName(op.kind)), " ", key,
+                         cur ? ": entry already installed" : ": entry not installed"));
+      }
+      if (op.kind != K::kDeleteEntry) {
+        if (absl::Status st = CheckEntry(op.entry, op.kind == K::kAddEntry); !st.ok()) return st;
+        CountGroupRefs(op.entry.actions, +1, ref_delta_);
+      }
+      if (cur) CountGroupRefs(cur->actions, -1, ref_delta_);
+      if (op.kind == K::kAddEntry) ++table_count_[op.entry.table], ++total_;
+      if (op.kind == K::kDeleteEntry) --table_count_[cur->table], --total_;
+      entries_[key] = op.kind == K::kDeleteEntry ? nullptr : &op.entry;
+      return absl::OkStatus();
+    }
+    case K::kAddGroup:
+    case K::kModifyGroup:
+    case K::kDeleteGroup: {
+      const SelectGroup* cur = CurrentGroup(op.group.name);
+      if ((op.kind == K::kAddGroup) == (cur != nullptr)) {
+        return absl::FailedPreconditionError(
+            absl::StrCat(Sv(flowtables::DeltaOpKindName(op.kind)), " group ", op.group.name,
+                         cur ? ": group already installed" : ": group not installed"));
+      }
+      if (op.kind != K::kDeleteGroup) {
+        if (absl::Status st = CheckGroup(op.group); !st.ok()) return st;
+      }
+      if (op.kind == K::kAddGroup) {
+        if (s_.profile.max_groups && groups_live_ + 1 > s_.profile.max_groups) {
+          return absl::ResourceExhaustedError(absl::StrCat("group ", op.group.name,
+                                                           ": device profile ", s_.profile.name,
+                                                           " holds ", s_.profile.max_groups));
+        }
+        ++groups_live_;
+        deleted_groups_.erase(op.group.name);
+      }
+      if (op.kind == K::kDeleteGroup) --groups_live_, deleted_groups_.insert(op.group.name);
+      groups_[op.group.name] = op.kind == K::kDeleteGroup ? nullptr : &op.group;
+      return absl::OkStatus();
+    }
+  }
+  return absl::InvalidArgumentError("unknown delta op");
+}
+
+absl::Status Staging::Finish() const {
+  for (const std::string& name : deleted_groups_) {
+    int64_t refs = 0;
+    if (auto it = s_.group_by_name.find(name); it != s_.group_by_name.end()) {
+      refs = s_.groups[it->second].refs;
+    }
+    if (auto it = ref_delta_.find(name); it != ref_delta_.end()) refs += it->second;
+    if (refs > 0) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("delete group ", name, ": still referenced by ", refs, " entries"));
+    }
+  }
+  if (s_.profile.max_vfs && VfCount(s_) + new_pods_.size() > s_.profile.max_vfs) {
+    return absl::ResourceExhaustedError(absl::StrCat("output to ", *new_pods_.begin(),
+                                                     ": device profile ", s_.profile.name, " has ",
+                                                     s_.profile.max_vfs, " VFs"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+// ---- Commit (cannot fail once staged) ----
+
+namespace {
+
+PortId EnsurePort(State& s, const PortRef& ref) {
+  const std::string name = ref.ToString();
+  if (auto it = s.port_by_name.find(name); it != s.port_by_name.end()) return it->second;
+  const PortId id = static_cast<PortId>(s.ports.size());
+  s.ports.push_back(PortInfo{id, ref, ClassOf(ref), {}, name});
+  s.port_counters.emplace_back();
+  s.port_by_name.emplace(name, id);
+  return id;
+}
+
+std::vector<CAction> CompileActions(State& s, const std::vector<Action>& actions) {
+  std::vector<CAction> out;
+  out.reserve(actions.size());
+  for (const Action& a : actions) {
+    CAction c;
+    c.kind = flowtables::KindOf(a);
+    if (const auto* o = std::get_if<flowtables::OutputAction>(&a)) {
+      c.port = EnsurePort(s, o->port);
+    } else if (const auto* g = std::get_if<flowtables::GotoAction>(&a)) {
+      c.table = g->table;
+    } else if (const auto* sf = std::get_if<flowtables::SetFieldAction>(&a)) {
+      c.field = sf->field, c.value = sf->value & sf->mask, c.mask = sf->mask;
+    } else if (const auto* d = std::get_if<flowtables::DnatAction>(&a)) {
+      c.value = U128::FromIp(d->addr), c.v6 = !d->addr.is_v4(), c.l4_port = d->port;
+    } else if (const auto* sn = std::get_if<flowtables::SnatAction>(&a)) {
+      c.value = U128::FromIp(sn->addr), c.v6 = !sn->addr.is_v4();
+      c.l4_port = sn->port_lo, c.l4_port_hi = sn->port_hi;
+    } else if (const auto* gr = std::get_if<flowtables::GroupAction>(&a)) {
+      c.group = s.group_by_name.at(gr->group);
+    } else if (const auto* cl = std::get_if<flowtables::CtLookupAction>(&a)) {
+      c.zone = cl->zone;
+    } else if (const auto* cc = std::get_if<flowtables::CtCommitAction>(&a)) {
+      c.zone = cc->zone;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+void AdjustRefs(State& s, const std::vector<Action>& actions, int sign) {
+  for (const Action& a : actions) {
+    if (const auto* g = std::get_if<flowtables::GroupAction>(&a)) {
+      s.groups[s.group_by_name.at(g->group)].refs += sign;
+    }
+  }
+}
+
+void CompileGroup(State& s, CGroup& cg, const SelectGroup& g) {
+  cg.group = g;
+  cg.buckets.clear();
+  cg.label_hash.clear();
+  std::vector<MaglevBackend> backends;
+  for (size_t i = 0; i < g.buckets.size(); ++i) {
+    const flowtables::Bucket& b = g.buckets[i];
+    cg.buckets.push_back(CompileActions(s, b.actions));
+    const std::string label = b.label.empty() ? absl::StrCat("#", i) : b.label;
+    cg.label_hash.push_back(HashLabel(label));
+    backends.push_back({cg.label_hash.back(), b.weight});
+  }
+  cg.maglev = MaglevTable::Build(backends);
+  cg.live = true;
+}
+
+void CommitOp(State& s, const DeltaOp& op) {
+  using K = DeltaOp::Kind;
+  switch (op.kind) {
+    case K::kAddGroup: {
+      uint32_t slot;
+      if (!s.free_groups.empty()) {
+        slot = s.free_groups.back();
+        s.free_groups.pop_back();
+      } else {
+        slot = static_cast<uint32_t>(s.groups.size());
+        s.groups.emplace_back();
+      }
+      s.group_by_name[op.group.name] = slot;
+      s.groups[slot].refs = 0;
+      CompileGroup(s, s.groups[slot], op.group);
+      return;
+    }
+    case K::kModifyGroup:
+      CompileGroup(s, s.groups[s.group_by_name.at(op.group.name)], op.group);
+      return;
+    case K::kDeleteGroup: {
+      const uint32_t slot = s.group_by_name.at(op.group.name);
+      s.groups[slot] = CGroup{};
+      s.group_by_name.erase(op.group.name);
+      s.free_groups.push_back(slot);
+      return;
+    }
+    case K::kAddEntry: {
+      uint32_t slot;
+      if (!s.free_entries.empty()) {
+        slot = s.free_entries.back();
+        s.free_entries.pop_back();
+      } else {
+        slot = static_cast<uint32_t>(s.entries.size());
+        s.entries.emplace_back();
+      }
+      CEntry& ce = s.entries[slot];
+      ce = CEntry{op.entry, KeyOf(op.entry), CompileActions(s, op.entry.actions), {}, true};
+      flowtables::CanonicalizeMatch(ce.entry);
+      s.entry_by_key.emplace(ce.key, slot);
+      CTable& t = s.tables[op.entry.table];
+      (void)t.cls->Insert(slot, op.entry.priority, ce.entry.match);  // staged: cannot fail
+      ++t.entries;
+      AdjustRefs(s, op.entry.actions, +1);
+      return;
+    }
+    case K::kModifyEntry: {
+      CEntry& ce = s.entries[s.entry_by_key.at(KeyOf(op.entry))];
+      AdjustRefs(s, ce.entry.actions, -1);
+      ce.entry.actions = op.entry.actions;
+      ce.entry.origin = op.entry.origin;
+      ce.actions = CompileActions(s, op.entry.actions);
+      AdjustRefs(s, op.entry.actions, +1);
+      return;
+    }
+    case K::kDeleteEntry: {
+      const std::string key = KeyOf(op.entry);
+      const uint32_t slot = s.entry_by_key.at(key);
+      CEntry& ce = s.entries[slot];
+      CTable& t = s.tables[ce.entry.table];
+      (void)t.cls->Remove(slot);
+      --t.entries;
+      AdjustRefs(s, ce.entry.actions, -1);
+      ce = CEntry{};
+      s.entry_by_key.erase(key);
+      s.free_entries.push_back(slot);
+      return;
+    }
+  }
+}
+
+// Counts `n` ops; returns the injected fault if it falls among them.
+absl::Status CountOps(State& s, uint64_t n) {
+  if (s.fault_at && *s.fault_at > s.ops && *s.fault_at <= s.ops + n) {
+    s.ops = *s.fault_at;
+    s.fault_at.reset();
+    return s.fault_status;
+  }
+  s.ops += n;
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::Status SimNic::Apply(const flowtables::Delta& d) {
+  State& s = *s_;
+  if (!s.has_program) return absl::FailedPreconditionError("apply: no program installed");
+  Staging staging(s);
+  for (size_t i = 0; i < d.ops.size(); ++i) {
+    if (absl::Status st = CountOps(s, 1); !st.ok()) {
+      return Prefixed(
+          st, absl::StrCat("op ", i, " (", Sv(flowtables::DeltaOpKindName(d.ops[i].kind)), ")"));
+    }
+    if (absl::Status st = staging.Check(d.ops[i]); !st.ok()) {
+      return Prefixed(st, absl::StrCat("op ", i));
+    }
+  }
+  if (absl::Status st = staging.Finish(); !st.ok()) return st;
+  for (const DeltaOp& op : d.ops) CommitOp(s, op);
+  s.program_cache.reset();
+  return absl::OkStatus();
+}
+
+absl::Status SimNic::ApplyOp(const DeltaOp& op) {
+  flowtables::Delta d;
+  d.ops.push_back(op);
+  return Apply(d);
+}
+
+absl::Status SimNic::Install(const Program& p) {
+  State& s = *s_;
+  if (absl::Status st = flowtables::Validate(p); !st.ok()) return st;
+  for (const TableSchema& t : p.tables) {
+    for (const Entry& e : p.entries.size() > t.id ? p.entries[t.id] : std::vector<Entry>{}) {
+      if (absl::Status st = CheckMatch(t.keys, e.match, nullptr); !st.ok()) {
+        return Prefixed(st, EntryWhere(t, e));
+      }
+    }
+  }
+  if (absl::Status st = CheckProgramFits(s.profile, p); !st.ok()) return st;
+  if (s.profile.max_vfs) {
+    std::set<std::string> vfs;
+    for (const PortInfo& port : s.ports) {
+      if (port.port_class == PortClass::kPod) vfs.insert(port.name);
+    }
+    for (const flowtables::PortDecl& d : p.ports) {
+      if (d.ref.kind == PortRef::Kind::kPod) vfs.insert(d.ref.ToString());
+    }
+    if (vfs.size() > s.profile.max_vfs) {
+      return absl::ResourceExhaustedError(absl::StrCat(vfs.size(), " VFs: device profile ",
+                                                       s.profile.name, " has ", s.profile.max_vfs));
+    }
+  }
+  if (absl::Status st = CountOps(s, p.groups.size() + p.EntryCount()); !st.ok()) {
+    return Prefixed(st, "install");
+  }
+  // Commit: rebuild tables, then add groups and entries through the delta commit path.
+  s.tables.clear();
+  s.entries.clear();
+  s.free_entries.clear();
+  s.entry_by_key.clear();
+  s.groups.clear();
+  s.free_groups.clear();
+  s.group_by_name.clear();
+  s.affinity.clear();
+  for (const TableSchema& t : p.tables) {
+    CTable ct;
+    ct.schema = t;
+    ct.cls = MakeTupleSpaceClassifier(t.keys);
+    s.tables.push_back(std::move(ct));
+  }
+  s.has_program = true;
+  (void)DeclarePorts(p.ports);
+  for (const SelectGroup& g : p.groups) {
+    CommitOp(s, DeltaOp{DeltaOp::Kind::kAddGroup, {}, g});
+  }
+  for (size_t t = 0; t < s.tables.size(); ++t) {
+    s.tables[t].defaults = CompileActions(s, p.tables[t].default_actions);
+    if (t >= p.entries.size()) continue;
+    for (const Entry& e : p.entries[t]) CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}});
+  }
+  s.program_cache.reset();
+  return absl::OkStatus();
+}
+
+const Program& SimNic::installed() const {
+  const State& s = *s_;
+  if (s.program_cache) return *s.program_cache;
+  Program p;
+  for (const CTable& t : s.tables) p.tables.push_back(t.schema);
+  p.entries.resize(s.tables.size());
+  for (const CEntry& e : s.entries) {
+    if (e.live) p.entries[e.entry.table].push_back(e.entry);
+  }
+  for (auto& es : p.entries) {
+    std::sort(es.begin(), es.end(), [](const Entry& a, const Entry& b) {
+      if (a.priority != b.priority) return a.priority > b.priority;
+      return flowtables::EntryKey(a) < flowtables::EntryKey(b);
+    });
+  }
+  for (const CGroup& g : s.groups) {
+    if (g.live) p.groups.push_back(g.group);
+  }
+  std::sort(p.groups.begin(), p.groups.end(),
+            [](const SelectGroup& a, const SelectGroup& b) { return a.name < b.name; });
+  for (const PortInfo& port : s.ports) {
+    if (port.port_class == PortClass::kPod || !port.ips.empty()) {
+      p.ports.push_back({port.ref, port.ips});
+    }
+  }
+  s.program_cache = std::move(p);
+  return *s.program_cache;
+}
+
+absl::Status SimNic::DeclarePorts(const std::vector<flowtables::PortDecl>& ports) {
+  State& s = *s_;
+  size_t new_vfs = 0;
+  for (const flowtables::PortDecl& d : ports) {
+    new_vfs += d.ref.kind == PortRef::Kind::kPod && !s.port_by_name.contains(d.ref.ToString());
+  }
+  if (s.profile.max_vfs && VfCount(s) + new_vfs > s.profile.max_vfs) {
+    return absl::ResourceExhaustedError(absl::StrCat(new_vfs, " new VFs: device profile ",
+                                                     s.profile.name, " has ", s.profile.max_vfs));
+  }
+  for (const flowtables::PortDecl& d : ports) s.ports[EnsurePort(s, d.ref)].ips = d.ips;
+  s.program_cache.reset();
+  return absl::OkStatus();
+}
+
+}  // namespace nicflow::sim
