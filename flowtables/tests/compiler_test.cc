@@ -223,6 +223,28 @@ TEST(Compile, LoadOrderDoesNotChangeTheProgram) {
   }
 }
 
+TEST(Compile, ShopExampleCompilesForTheNodeItsKubeProxyConfigurationNames) {
+  const std::string dir = std::string(NICFLOW_SOURCE_DIR) + "/examples/shop/";
+  ClusterState st;
+  ASSERT_TRUE(
+      LoadPaths({dir + "cluster.yaml", dir + "kube-proxy.yaml", dir + "policies.yaml"}, {}, st)
+          .ok());
+  auto r = Compile(st, {});
+  ASSERT_TRUE(r.ok()) << r.status();
+  const Program& p = r->program;
+  EXPECT_EQ(r->node.name, "node-a");
+  EXPECT_THAT(r->node.cluster_cidrs, ElementsAre(Cidr("10.244.0.0/16")));
+  const Entry* node_port = Lookup(p, kTableService, Pkt("203.0.113.7", "192.168.10.11", 30080));
+  EXPECT_THAT(Backends(p, node_port), ElementsAre("10.244.1.10:8080", "10.244.2.10:8080"));
+  EXPECT_EQ(FlagsSet(node_port) & kFlagMasq, kFlagMasq);
+  EXPECT_TRUE(IsReject(Lookup(p, kTableService, Pkt("10.244.1.10", "10.96.0.99", 80))));
+  EXPECT_TRUE(IsDrop(Lookup(p, kTableService, Pkt("10.244.1.10", "10.96.7.7", 80))));
+  const SelectGroup* cart = p.FindGroup("svc/shop/cart/http/v4/cluster");
+  ASSERT_NE(cart, nullptr);
+  EXPECT_EQ(cart->affinity_timeout_s, 600u);
+  EXPECT_EQ(p.ports.size(), 5u);  // host, uplink, web-1, cart-1, prom-0
+}
+
 // ---------------------------------------------------------------------------------------------
 // A reference walk through the program: every path a new connection's first packet can take
 // (one per bucket of each group on the way), with its fate, DNAT and whether it was SNATed.
