@@ -98,7 +98,16 @@ class ServiceStager {
   }
   absl::Status CheckClusterIps(std::map<IpFamily, IpAddr>& by_family, StagedService& out) const;
   absl::Status CheckPorts() const;
+  /// One Service port in one family: what every frontend of it needs.
+  struct PortContext {
+    const ServicePort& port;
+    IpFamily family;
+    std::string field;  ///< "spec.ports[i]"
+    std::string label;  ///< "port <name>"
+    CategorizedEndpoints eps;
+  };
   void StagePort(size_t index, IpFamily f, const IpAddr& cluster_ip, StagedService& out);
+  void StageExternal(const PortContext& ctx, StagedService& out);
   Verdicts ExternalVerdicts(const ServicePort& port, IpFamily f, const CategorizedEndpoints& eps,
                             StagedService& out) const;
   std::vector<Action> Dnat(const ServicePort& port, IpFamily f, bool local,
@@ -183,54 +192,57 @@ absl::Status ServiceStager::CheckPorts() const {
 void ServiceStager::StagePort(size_t index, IpFamily f, const IpAddr& cluster_ip,
                               StagedService& out) {
   const ServicePort& port = svc_.ports[index];
-  const std::string field = absl::StrCat("spec.ports[", index, "]");
-  const std::string label =
-      absl::StrCat("port ", port.name.empty() ? absl::StrCat(port.port) : port.name);
-  CategorizedEndpoints eps = CategorizeEndpoints(CollectEndpoints(port, f, slices_, node_.name));
-
+  const PortContext ctx{
+      port, f, absl::StrCat("spec.ports[", index, "]"),
+      absl::StrCat("port ", port.name.empty() ? absl::StrCat(port.port) : port.name),
+      CategorizeEndpoints(CollectEndpoints(port, f, slices_, node_.name))};
   // Internal traffic (ClusterIP), kube-proxy's internalTrafficChain / no-endpoint-services.
   Verdicts internal;
-  if (!eps.has_any) {
+  if (!ctx.eps.has_any) {
     internal.other = {RejectAction{}};
   } else if (svc_.internal_traffic_local) {
-    internal.other = eps.local.empty()
+    internal.other = ctx.eps.local.empty()
                          ? std::vector<Action>{DropAction{}}
-                         : Dnat(port, f, /*local=*/true, eps.local, kFlagClusterIp, out);
+                         : Dnat(port, f, /*local=*/true, ctx.eps.local, kFlagClusterIp, out);
   } else {
-    internal.other = Dnat(port, f, /*local=*/false, eps.cluster, kFlagClusterIp, out);
+    internal.other = Dnat(port, f, /*local=*/false, ctx.eps.cluster, kFlagClusterIp, out);
   }
-  AddFrontend({cluster_ip, port.protocol, port.port}, field, label, internal, {}, out);
+  AddFrontend({cluster_ip, port.protocol, port.port}, ctx.field, ctx.label, internal, {}, out);
+  StageExternal(ctx, out);
+}
 
-  const std::vector<IpAddr> node_ips = NodePortAddresses(f);
-  std::vector<IpAddr> lb_ips;
-  if (svc_.type == ServiceType::kLoadBalancer) {
-    for (const IpAddr& a : svc_.load_balancer_ips) lb_ips.push_back(a);
-  }
-  const bool external_ips = std::any_of(svc_.external_ips.begin(), svc_.external_ips.end(),
-                                        [&](const IpAddr& a) { return a.family() == f; });
-  const bool lb =
-      std::any_of(lb_ips.begin(), lb_ips.end(), [&](const IpAddr& a) { return a.family() == f; });
-  if (!external_ips && !lb && (port.node_port == 0 || node_ips.empty())) return;
+// NodePorts, LoadBalancer ingress IPs and externalIPs: kube-proxy's external chain.
+void ServiceStager::StageExternal(const PortContext& ctx, StagedService& out) {
+  const ServicePort& port = ctx.port;
+  const std::vector<IpAddr> node_ips =
+      port.node_port == 0 ? std::vector<IpAddr>{} : NodePortAddresses(ctx.family);
+  const bool lb_type = svc_.type == ServiceType::kLoadBalancer;
+  auto of_family = [&](const IpAddr& a) { return a.family() == ctx.family; };
+  const bool any_external =
+      !node_ips.empty() ||
+      std::any_of(svc_.external_ips.begin(), svc_.external_ips.end(), of_family) ||
+      (lb_type &&
+       std::any_of(svc_.load_balancer_ips.begin(), svc_.load_balancer_ips.end(), of_family));
+  if (!any_external) return;  // no external frontend: create no external groups either
 
-  const Verdicts external = ExternalVerdicts(port, f, eps, out);
+  const Verdicts external = ExternalVerdicts(port, ctx.family, ctx.eps, out);
   for (size_t j = 0; j < svc_.external_ips.size(); ++j) {
     const IpAddr& a = svc_.external_ips[j];
-    if (a.family() != f) continue;
+    if (!of_family(a)) continue;
     AddFrontend({a, port.protocol, port.port}, absl::StrCat("spec.externalIPs[", j, "]"),
-                absl::StrCat(label, " externalIP ", a.ToString()), external, {}, out);
+                absl::StrCat(ctx.label, " externalIP ", a.ToString()), external, {}, out);
   }
-  const std::vector<IpPrefix> ranges = SourceRanges(f);
-  for (size_t j = 0; j < lb_ips.size(); ++j) {
-    const IpAddr& a = lb_ips[j];
-    if (a.family() != f) continue;
+  const std::vector<IpPrefix> ranges = SourceRanges(ctx.family);
+  for (size_t j = 0; lb_type && j < svc_.load_balancer_ips.size(); ++j) {
+    const IpAddr& a = svc_.load_balancer_ips[j];
+    if (!of_family(a)) continue;
     AddFrontend({a, port.protocol, port.port}, absl::StrCat("status.loadBalancer.ingress[", j, "]"),
-                absl::StrCat(label, " loadBalancer ", a.ToString()), external, ranges, out);
+                absl::StrCat(ctx.label, " loadBalancer ", a.ToString()), external, ranges, out);
   }
-  if (port.node_port == 0) return;
   for (const IpAddr& a : node_ips) {
-    AddFrontend({a, port.protocol, port.node_port}, field + ".nodePort",
-                absl::StrCat(label, " nodePort ", port.node_port, " on ", a.ToString()), external,
-                {}, out);
+    AddFrontend({a, port.protocol, port.node_port}, ctx.field + ".nodePort",
+                absl::StrCat(ctx.label, " nodePort ", port.node_port, " on ", a.ToString()),
+                external, {}, out);
   }
 }
 
