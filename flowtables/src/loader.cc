@@ -23,8 +23,6 @@
 
 namespace nicflow::flowtables {
 namespace loader {
-namespace {
-
 enum class Scope : uint8_t { kNamespaced, kCluster, kConfig };
 
 using DecodeFn = void (*)(const Field&, const ObjectMeta&, const SourceRef&, ClusterState&);
@@ -37,6 +35,8 @@ struct KindInfo {
   DecodeFn decode;
   std::string_view hint;  ///< for unsupported versions
 };
+
+namespace {
 
 const std::vector<KindInfo>& Kinds() {
   static const std::vector<KindInfo> kinds = {
@@ -255,15 +255,23 @@ absl::Status LoadSession::AddObject(const Value& v, const SourceRef& src, const 
     return Bad(absl::StrFormat("%s: %s: apiVersion: %s is not supported for %s (use %s)", src.file,
                                label, api_version, kind, Sv(info->hint)));
   }
-  ObjectMeta meta = DecodeMeta(root, *info);
-  if (!meta.name.empty()) label = ObjectLabel(kind, meta, src);
-  std::string key = DuplicateKey(kind, meta.ns, meta.name);
+  return DecodeObject(root, *info, src, std::move(label));
+}
+
+absl::Status LoadSession::DecodeObject(const Field& root, const KindInfo& info,
+                                       const SourceRef& src, std::string label) {
+  Decoder& decoder = root.decoder();
+  ObjectMeta meta = DecodeMeta(root, info);
+  if (!meta.name.empty()) label = ObjectLabel(info.kind, meta, src);
+  // A component config is one per node whatever its (optional) name.
+  std::string key = DuplicateKey(info.kind, meta.ns,
+                                 info.scope == Scope::kConfig ? "" : std::string_view(meta.name));
   if (decoder.ok()) {
     if (auto it = seen_.find(key); it != seen_.end()) {
       return Bad(absl::StrCat(src.file, ": ", label, ": duplicate object: already defined in ",
                               DescribeSource(it->second)));
     }
-    info->decode(root, meta, src, scratch_);
+    info.decode(root, meta, src, scratch_);
   }
   if (!decoder.ok()) return Bad(absl::StrCat(src.file, ": ", label, ": ", decoder.error()));
   seen_.emplace(key, src);

@@ -41,6 +41,8 @@ void DecodeKubeProxyConfiguration(const Field& root, const ObjectMeta& meta, con
 void DecodeMasqueradeConfig(const Field& root, const ObjectMeta& meta, const SourceRef& src,
                             ClusterState& out);
 
+struct KindInfo;  // loader.cc's table of the kinds nicflow reads
+
 /// One LoadPaths/LoadText call: objects go to a scratch state, which is merged into the
 /// caller's state only when everything loaded (atomicity).
 class LoadSession {
@@ -62,6 +64,8 @@ class LoadSession {
   };
   absl::Status AddValue(const Value& v, std::string_view source, const TypeHint& hint, int depth);
   absl::Status AddObject(const Value& v, const SourceRef& src, const TypeHint& hint);
+  absl::Status DecodeObject(const Field& root, const KindInfo& info, const SourceRef& src,
+                            std::string label);
   /// A bad object: an error, or in skip mode a note.
   absl::Status Bad(std::string message);
   void RecordExisting(const ClusterState& existing);

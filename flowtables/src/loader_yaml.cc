@@ -33,6 +33,42 @@ namespace {
 constexpr std::string_view kYamlTag = "tag:yaml.org,2002:";
 constexpr size_t kLinearKeyScan = 32;  // maps larger than this check duplicates with a set
 
+// Integers in decimal, 0x hex or 0o octal; too large for int64 reads as an out-of-range number.
+bool ResolveInteger(std::string_view s, Value& v) {
+  int base = 10;
+  bool negative = false;
+  if (s.size() > 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'o')) {
+    base = s[1] == 'x' ? 16 : 8;
+    s.remove_prefix(2);
+  } else if (!s.empty() && (s[0] == '-' || s[0] == '+')) {
+    negative = s[0] == '-';
+    s.remove_prefix(1);
+  }
+  if (s.empty()) return false;
+  for (char c : s) {
+    bool ok = base == 16 ? std::isxdigit(static_cast<unsigned char>(c)) != 0
+                         : (c >= '0' && c < static_cast<char>('0' + base));
+    if (!ok) return false;
+  }
+  uint64_t magnitude = 0;
+  auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), magnitude, base);
+  if (ec == std::errc() && magnitude <= (negative ? (uint64_t{1} << 63) : INT64_MAX)) {
+    v.type = Value::Type::kInt;
+    v.integer = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
+  } else {
+    v.type = Value::Type::kFloat;
+  }
+  return true;
+}
+
+bool IsFloat(const std::string& s) {
+  if (s == ".inf" || s == "-.inf" || s == "+.inf" || s == ".nan" || s == ".NaN") return true;
+  double d = 0;
+  auto [ptr, ec] = std::from_chars(s.data() + (s[0] == '+'), s.data() + s.size(), d);
+  bool numeric_end = std::isdigit(static_cast<unsigned char>(s.back())) != 0 || s.back() == '.';
+  return ec == std::errc() && ptr == s.data() + s.size() && numeric_end;
+}
+
 // YAML 1.2 core schema resolution of a plain scalar.
 Value ResolvePlain(const std::string& s) {
   Value v;
@@ -43,42 +79,8 @@ Value ResolvePlain(const std::string& s) {
     v.boolean = s[0] == 't' || s[0] == 'T';
     return v;
   }
-  std::string_view digits = s;
-  int base = 10;
-  bool negative = false;
-  if (digits.size() > 2 && digits[0] == '0' && (digits[1] == 'x' || digits[1] == 'o')) {
-    base = digits[1] == 'x' ? 16 : 8;
-    digits.remove_prefix(2);
-  } else if (!digits.empty() && (digits[0] == '-' || digits[0] == '+')) {
-    negative = digits[0] == '-';
-    digits.remove_prefix(1);
-  }
-  bool all_digits = !digits.empty();
-  for (char c : digits) {
-    bool ok = base == 16 ? std::isxdigit(static_cast<unsigned char>(c)) != 0
-                         : (c >= '0' && c < static_cast<char>('0' + std::min(base, 10)));
-    all_digits = all_digits && ok;
-  }
-  if (all_digits) {
-    uint64_t magnitude = 0;
-    auto [ptr, ec] = std::from_chars(digits.data(), digits.data() + digits.size(), magnitude, base);
-    if (ec == std::errc() && magnitude <= (negative ? (uint64_t{1} << 63) : INT64_MAX)) {
-      v.type = Value::Type::kInt;
-      v.integer = negative ? static_cast<int64_t>(0 - magnitude) : static_cast<int64_t>(magnitude);
-    } else {
-      v.type = Value::Type::kFloat;  // an integer too large for int64: a number out of range
-    }
-    return v;
-  }
-  if (s == ".inf" || s == "-.inf" || s == "+.inf" || s == ".nan" || s == ".NaN") {
-    v.type = Value::Type::kFloat;
-    return v;
-  }
-  double d = 0;
-  auto [ptr, ec] = std::from_chars(s.data() + (s[0] == '+'), s.data() + s.size(), d);
-  bool numeric_end = std::isdigit(static_cast<unsigned char>(s.back())) != 0 || s.back() == '.';
-  v.type = ec == std::errc() && ptr == s.data() + s.size() && numeric_end ? Value::Type::kFloat
-                                                                          : Value::Type::kString;
+  if (ResolveInteger(s, v)) return v;
+  v.type = IsFloat(s) ? Value::Type::kFloat : Value::Type::kString;
   return v;
 }
 
@@ -156,7 +158,8 @@ class TreeBuilder final : public YAML::EventHandler {
     Value* v = NewValue(mark);
     if (!ResolveScalar(tag, value, *v)) {
       Abort(mark, absl::StatusCode::kInvalidArgument,
-            absl::StrCat("scalar \"", value, "\" does not match its tag ", tag));
+            absl::StrCat("scalar \"", value, "\" does not match its tag ",
+                         tag.starts_with(kYamlTag) ? "!!" + tag.substr(kYamlTag.size()) : tag));
     }
     Remember(anchor, *v);
   }

@@ -260,6 +260,9 @@ TEST(LoaderErrors, DuplicateObjectsNameBothSources) {
             "OK");
   std::string kpc = "apiVersion: kubeproxy.config.k8s.io/v1alpha1\nkind: KubeProxyConfiguration\n";
   EXPECT_THAT(LoadError(kpc + "---\n" + kpc), HasSubstr("duplicate object"));
+  EXPECT_EQ(LoadError(kpc + "metadata: {name: a}\n---\n" + kpc + "metadata: {name: b}\n"),
+            "test.yaml: KubeProxyConfiguration b: duplicate object: already defined in "
+            "test.yaml:1");
 }
 
 TEST(LoaderErrors, OversizeInputIsResourceExhaustedNamingTheFile) {

@@ -128,8 +128,9 @@ spec:
 }
 
 TEST(LoaderService, TargetPortZeroDefaultsToPort) {
-  auto s = Load("apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
-                "spec: {clusterIP: 10.96.0.1, ports: [{port: 8443, targetPort: 0}]}\n");
+  auto s = Load(
+      "apiVersion: v1\nkind: Service\nmetadata: {name: a}\n"
+      "spec: {clusterIP: 10.96.0.1, ports: [{port: 8443, targetPort: 0}]}\n");
   ASSERT_TRUE(s.ok()) << s.status();
   EXPECT_EQ(std::get<uint16_t>(s->services[0].ports[0].target_port), 8443);
 }
@@ -613,6 +614,29 @@ spec:
   EXPECT_EQ(s->services[0].ports[1].name, "alt");
   EXPECT_EQ(s->services[0].ports[1].port, 81);
   EXPECT_EQ(std::get<uint16_t>(s->services[0].ports[1].target_port), 8080);
+}
+
+TEST(LoaderFormats, ScalarsAreTypedByTheYaml12CoreSchemaAndTags) {
+  auto s = Load(R"(
+apiVersion: v1
+kind: Service
+metadata: {name: a}
+spec:
+  type: NodePort
+  clusterIP: 10.96.0.1
+  ports:
+  - {name: a, port: !!int "80", targetPort: !!str http, nodePort: 0x7530}
+  - {name: b, port: +81, targetPort: 0o17}
+)");
+  ASSERT_TRUE(s.ok()) << s.status();
+  const auto& ports = s->services[0].ports;
+  EXPECT_EQ(ports[0].port, 80);
+  EXPECT_EQ(std::get<std::string>(ports[0].target_port), "http");
+  EXPECT_EQ(ports[0].node_port, 30000);
+  EXPECT_EQ(ports[1].port, 81);
+  EXPECT_EQ(std::get<uint16_t>(ports[1].target_port), 15);
+  EXPECT_THAT(LoadError("apiVersion: v1\nkind: Namespace\nmetadata: {name: !!int abc}\n"),
+              HasSubstr("test.yaml:3:18: scalar \"abc\" does not match its tag !!int"));
 }
 
 TEST(LoaderFormats, UnknownFieldsWithAnyTypeAreIgnored) {
