@@ -13,7 +13,9 @@
 // The API docs say traffic to and from the node where a pod runs is always allowed: traffic the
 // node sends to a local pod (meta.flags FromHost: kubelet probes) bypasses ingress policy (one
 // ingress_pod entry), and every egress set carries a built-in rule "to the node's own addresses,
-// any port" (the peer list with key "!node", which always takes bit 0).
+// any port" (the peer list with key "!node", which always takes bit 0). Likewise "a pod cannot
+// block access to itself": a pod reaching itself through a Service carries meta.flags Hairpin
+// (set by masq_mark, which matches source == destination) and bypasses both *_pod tables.
 //
 // The naive design, and why not
 // -----------------------------
@@ -90,6 +92,8 @@ namespace {
 
 constexpr uint64_t kAllBits32 = 0xffffffffu;
 constexpr int kPeerBitCount = 32;
+// Bypass entries match flags only, above the pod entries; distinct so they never tie.
+constexpr int32_t kPriorityHairpinBypass = 210;
 constexpr int32_t kPriorityHostBypass = 200;
 constexpr int32_t kPriorityPod = 100;
 constexpr int32_t kPriorityIsolationDrop = 1;
@@ -501,7 +505,13 @@ absl::Status CompileDirection(const Stage& stage, const PolicyIndex& index, cons
     EmitPeerEntries(stage, set, bits, builder);
     EmitRuleEntries(stage, set, conjunctions, bits, builder, notes);
   }
-  if (stage.dir == PolicyDirection::kIngress && !sets.empty()) {
+  if (sets.empty()) return absl::OkStatus();
+  builder.AddEntry(
+      stage.pod_table, kPriorityHairpinBypass,
+      {MatchTernary(Field::kMetaFlags, kFlagHairpin, kFlagHairpin)},
+      {GotoAction{stage.dir == PolicyDirection::kEgress ? kTableIngressPod : kTableSnat}},
+      Origin{"nicflow", "", "hairpin", "a pod cannot block access to itself"});
+  if (stage.dir == PolicyDirection::kIngress) {
     builder.AddEntry(kTableIngressPod, kPriorityHostBypass,
                      {MatchTernary(Field::kMetaFlags, kFlagFromHost, kFlagFromHost)},
                      {GotoAction{kTableSnat}},

@@ -281,6 +281,21 @@ TEST(PolicyCompiler, EgressToTheOwnNodeIsAlwaysAllowed) {
   EXPECT_FALSE(Allowed(c.program, kYa, "192.168.0.3", 80));
 }
 
+TEST(PolicyCompiler, APodReachingItselfThroughAServiceIsNeverBlocked) {
+  ClusterState s = Cluster();
+  s.network_policies.push_back(IngressPolicy("x", "deny-in", Sel(), {}));
+  s.network_policies.push_back(EgressPolicy("x", "deny-out", Sel(), {}));
+  Compiled c = CompileOrDie(s);
+  // masq_mark flags hairpin traffic (source == chosen endpoint); policy lets it through.
+  Walk w = Trace(c.program, Packet{Ip(kXa), Ip(kXa), Protocol::kTcp, 80, kFlagHairpin});
+  ASSERT_EQ(w.fate, Fate::kAllow);
+  ASSERT_EQ(w.path.size(), 2u);  // the egress and the ingress bypass
+  EXPECT_EQ(w.path[1]->origin.ToString().find("nicflow"), 0u);
+  EXPECT_THAT(w.path[1]->origin.detail, HasSubstr("itself"));
+  EXPECT_FALSE(Allowed(c.program, kXa, kXb, 80));
+  EXPECT_FALSE(Allowed(c.program, kXb, kXa, 80));
+}
+
 TEST(PolicyCompiler, OnlyLocalPodsAreEnforced) {
   ClusterState s = Cluster();
   s.network_policies.push_back(IngressPolicy("y", "deny-in", Sel(), {}));
@@ -325,7 +340,7 @@ TEST(PolicyCompiler, HostNetworkAndTerminalPodsAreNeitherSelectedNorPeers) {
   EXPECT_FALSE(Allowed(c.program, "192.168.0.2", kXa));
   EXPECT_FALSE(Allowed(c.program, "10.0.0.99", kXa));
   EXPECT_TRUE(Allowed(c.program, kXa, "192.168.0.2"));        // h is not isolated
-  EXPECT_EQ(c.program.entries[kTableIngressPod].size(), 3u);  // x/a, x/b, host bypass
+  EXPECT_EQ(c.program.entries[kTableIngressPod].size(), 4u);  // x/a, x/b, host and hairpin bypass
 }
 
 TEST(PolicyCompiler, EntriesNameTheirPolicyRuleAndPart) {

@@ -101,9 +101,10 @@ TEST(PolicyScale, PeerAndRuleEntriesStayWithinOneAndAHalfTimesPeersPortsAndRules
               entries, input, static_cast<double>(entries) / input,
               c.program.entries[kTableIngressPod].size());
   EXPECT_LE(entries * 2, input * 3);
-  // The pod table holds one entry per isolated local pod address, plus the host bypass.
+  // The pod table holds one entry per isolated local pod address, plus the host and hairpin
+  // bypasses.
   EXPECT_EQ(c.program.entries[kTableIngressPod].size(),
-            static_cast<size_t>(kNamespaces * kApps * kPodsPerApp / 2 + 1));
+            static_cast<size_t>(kNamespaces * kApps * kPodsPerApp / 2 + 2));
   // Even with few ports per rule, a direct translation (selected pod x peer x port) is larger.
   const size_t direct = DirectTranslationSize(s);
   std::printf("direct translation would need %zu entries (%.1fx)\n", direct,

@@ -127,6 +127,9 @@ enum MetaFlag : uint32_t {
   kFlagFromHost = 1u << 3,    ///< sent by the node itself
   kFlagServiceHit = 1u << 4,  ///< matched a Service frontend
   kFlagClusterIp = 1u << 5,   ///< matched a ClusterIP frontend (masq_mark decides masquerade)
+  /// A pod reaching itself through a Service (set by masq_mark's hairpin entries); policy lets
+  /// it through, since "a pod cannot block access to itself" (NetworkPolicy API).
+  kFlagHairpin = 1u << 6,
 };
 
 using TableId = uint16_t;
