@@ -197,7 +197,8 @@ std::string CheckLabelValue(std::string_view s) {
 std::string DecodeName(const Field& f, std::string (*check)(std::string_view), bool required) {
   if (required && !f.Require()) return "";
   std::string s = f.Str();
-  if (f.present() && f.decoder().ok()) {
+  // An optional name may be "" (kubectl prints EndpointSlice ports as `name: ""`).
+  if (f.present() && f.decoder().ok() && (required || !s.empty())) {
     if (std::string why = check(s); !why.empty()) {
       f.Fail(why);
       return "";

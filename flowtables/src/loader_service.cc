@@ -1,6 +1,6 @@
 // Decoders for Service and EndpointSlice, with the defaults the API server applies on admission
 // (protocol TCP, targetPort = port, type ClusterIP, ClientIP affinity timeout 10800 s) and the
-// endpoint-condition rules kube-proxy follows (nil ready = ready, nil serving = ready, nil
+// endpoint-condition rules kube-proxy follows (nil ready = ready, nil serving = serving, nil
 // terminating = not terminating).
 #include <set>
 
@@ -202,7 +202,9 @@ Endpoint DecodeEndpoint(const Field& f, IpFamily family, const std::string& slic
   std::optional<bool> ready = conditions["ready"].OptBool();
   std::optional<bool> serving = conditions["serving"].OptBool();
   ep.ready = ready.value_or(true);
-  ep.serving = serving.value_or(ep.ready);
+  // kube-proxy (pkg/proxy/endpointslicecache.go) reads a nil serving as true, not as ready;
+  // it matters for a terminating endpoint without the condition, which stays a fallback.
+  ep.serving = serving.value_or(true);
   ep.terminating = conditions["terminating"].Bool(false);
   ep.node_name = f["nodeName"].Str();
   Field ref = f["targetRef"];

@@ -214,7 +214,7 @@ endpoints:
 - addresses: [10.0.0.4]
   nodeName: node-a
   targetRef: {kind: Pod, name: web-4}
-ports: [{name: http, port: 8080}, {name: all}]
+ports: [{name: http, port: 8080}, {name: all}, {name: "", port: 9090}]
 )");
   ASSERT_TRUE(s.ok()) << s.status();
   const EndpointSlice& es = s->endpoint_slices.at(0);
@@ -225,14 +225,16 @@ ports: [{name: http, port: 8080}, {name: all}]
   EXPECT_TRUE(es.endpoints[0].serving);
   EXPECT_FALSE(es.endpoints[0].terminating);
   EXPECT_FALSE(es.endpoints[1].ready);
-  EXPECT_FALSE(es.endpoints[1].serving);  // nil serving follows ready
+  // kube-proxy reads a nil serving as true (endpointslicecache.go), whatever ready says.
+  EXPECT_TRUE(es.endpoints[1].serving);
   EXPECT_TRUE(es.endpoints[2].serving);
   EXPECT_TRUE(es.endpoints[2].terminating);
   EXPECT_EQ(es.endpoints[3].node_name, "node-a");
   EXPECT_EQ(es.endpoints[3].target_pod, "shop/web-4");
   // A port without a number ("all ports") cannot be programmed; kube-proxy skips it too.
-  ASSERT_EQ(es.ports.size(), 1u);
+  ASSERT_EQ(es.ports.size(), 2u);
   EXPECT_EQ(es.ports[0].name, "http");
+  EXPECT_EQ(es.ports[1].name, "");  // the controller writes "" for an unnamed Service port
   EXPECT_EQ(es.ports[0].port, 8080);
   EXPECT_EQ(es.ports[0].protocol, Protocol::kTcp);
 }

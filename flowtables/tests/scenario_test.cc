@@ -143,6 +143,23 @@ TEST(ServiceScenarios, ManifestPathsAreRelativeToTheScenarioFile) {
   EXPECT_EQ((*scenarios)[0].manifests[0], (dir.path() / "m/ns.yaml").string());
 }
 
+// The conformance suite's scenario files are the parser's real consumers: every one must parse.
+TEST(Scenarios, EveryConformanceScenarioFileParses) {
+  std::filesystem::path dir = SourceDir() + "/tests/conformance/scenarios";
+  if (!std::filesystem::exists(dir)) GTEST_SKIP() << "no conformance scenarios in this tree";
+  int files = 0;
+  for (const auto& entry : std::filesystem::directory_iterator(dir)) {
+    if (entry.path().extension() != ".yaml") continue;
+    ++files;
+    std::string path = entry.path().string();
+    absl::Status st = entry.path().filename().string().starts_with("netpol")
+                          ? LoadNetpolScenarios(path).status()
+                          : LoadServiceScenarios(path).status();
+    EXPECT_TRUE(st.ok()) << st;
+  }
+  EXPECT_GT(files, 0);
+}
+
 TEST(NetpolScenarios, ExampleParses) {
   auto scenarios = LoadNetpolScenarios(SourceDir() + "/examples/netpol/scenarios.yaml");
   ASSERT_TRUE(scenarios.ok()) << scenarios.status();

@@ -108,7 +108,7 @@ struct Endpoint {
   std::vector<IpAddr> addresses;
   std::string node_name;
   bool ready = true;    ///< nil ready is treated as true (API semantics)
-  bool serving = true;  ///< nil serving is the same as ready
+  bool serving = true;  ///< nil serving is true, as kube-proxy reads it (not "same as ready")
   bool terminating = false;
   std::string target_pod;  ///< "ns/name" from targetRef when it is a Pod
 };
