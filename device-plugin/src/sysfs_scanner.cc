@@ -102,31 +102,62 @@ bool OperStateIsDown(const std::string& operstate) {
 SysfsScanner::SysfsScanner(fs::path sysfs_root, std::unique_ptr<RdmaLocator> rdma)
     : root_(std::move(sysfs_root)), rdma_(std::move(rdma)) {}
 
-absl::StatusOr<ScanResult> SysfsScanner::Scan() const {
+const VfDevice& SysfsScanner::ReadVfCached(const fs::path& dir, const std::string& address,
+                                           CachedFunction& cached, bool& rdma_refreshed) {
+  const std::string driver = sysfs::ReadLinkBasename(dir / "driver").value_or("");
+  if (cached.vf_valid && cached.driver == driver) return cached.vf;
+  if (!rdma_refreshed) {
+    rdma_->Refresh();  // only when some VF needs a full read
+    rdma_refreshed = true;
+  }
+  cached.vf = ReadVf(dir, address, cached.physfn, *rdma_);
+  cached.driver = cached.vf.driver;
+  cached.vf_valid = true;
+  return cached.vf;
+}
+
+absl::StatusOr<ScanResult> SysfsScanner::Scan() {
   const fs::path devices_dir = root_ / "bus" / "pci" / "devices";
   std::error_code ec;
   if (!fs::is_directory(devices_dir, ec)) {
     return absl::NotFoundError("sysfs: cannot list " + devices_dir.string() +
                                " (is --sysfs-root right?)");
   }
-  rdma_->Refresh();
   ScanResult result;
   result.watch_dirs.push_back(devices_dir);
   std::map<std::string, VfSlot> slots;
-  std::vector<std::pair<std::string, std::string>> vfs;  // address, physfn
-  for (const std::string& address : sysfs::ListDir(devices_dir)) {
+  std::vector<std::string> vfs;
+  std::map<std::string, CachedFunction> seen;
+  for (const auto& [address, inode] : sysfs::ListDirWithInodes(devices_dir)) {
     const fs::path dir = devices_dir / address;
-    if (auto physfn = sysfs::ReadLinkBasename(dir / "physfn")) {
-      vfs.emplace_back(address, *physfn);
-    } else if (sysfs::Exists(dir / "sriov_totalvfs")) {
+    // The entry is a symlink the kernel creates with the device: a new inode means a new
+    // device at this address (sysfs does not reuse inode numbers soon).
+    CachedFunction cached;
+    if (auto it = cache_.find(address); it != cache_.end() && it->second.inode == inode) {
+      cached = std::move(it->second);
+    } else {
+      cached.inode = inode;
+      if (auto physfn = sysfs::ReadLinkBasename(dir / "physfn")) {
+        cached.kind = Kind::kVf;
+        cached.physfn = *physfn;
+      } else if (sysfs::Exists(dir / "sriov_totalvfs")) {
+        cached.kind = Kind::kPf;
+      }
+    }
+    if (cached.kind == Kind::kVf) vfs.push_back(address);
+    if (cached.kind == Kind::kPf) {
       result.pfs.emplace(address, ReadPf(dir, address, slots, result.watch_dirs));
     }
+    seen.emplace(address, std::move(cached));
   }
-  for (const auto& [address, physfn] : vfs) {
+  cache_ = std::move(seen);
+  bool rdma_refreshed = false;
+  for (const std::string& address : vfs) {
     const fs::path dir = devices_dir / address;
-    VfDevice vf = ReadVf(dir, address, physfn, *rdma_);
+    CachedFunction& cached = cache_.at(address);
+    VfDevice vf = ReadVfCached(dir, address, cached, rdma_refreshed);
     if (auto slot = slots.find(address); slot != slots.end()) vf.vf_index = slot->second.index;
-    if (auto pf = result.pfs.find(physfn); pf != result.pfs.end()) {
+    if (auto pf = result.pfs.find(cached.physfn); pf != result.pfs.end()) {
       vf.pf_netdev = pf->second.netdev;
       if (vf.link_type == LinkType::kUnknown) vf.link_type = pf->second.link_type;
     }

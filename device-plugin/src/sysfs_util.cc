@@ -85,6 +85,21 @@ std::vector<std::string> ListDir(const std::filesystem::path& dir) {
   return names;
 }
 
+std::vector<DirEntry> ListDirWithInodes(const std::filesystem::path& dir) {
+  std::vector<DirEntry> entries;
+  DIR* handle = ::opendir(dir.c_str());
+  if (handle == nullptr) return entries;
+  while (const dirent* entry = ::readdir(handle)) {
+    const std::string_view name(entry->d_name);
+    if (name == "." || name == "..") continue;
+    entries.push_back(DirEntry{std::string(name), entry->d_ino});
+  }
+  ::closedir(handle);
+  std::sort(entries.begin(), entries.end(),
+            [](const DirEntry& a, const DirEntry& b) { return a.name < b.name; });
+  return entries;
+}
+
 bool Exists(const std::filesystem::path& path) {
   struct stat st;
   return ::stat(path.c_str(), &st) == 0;

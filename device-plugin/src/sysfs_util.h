@@ -1,6 +1,7 @@
 // Small, allocation-light helpers for reading sysfs attributes. Private to the library.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -23,6 +24,15 @@ std::optional<std::string> ReadLinkBasename(const std::filesystem::path& path);
 
 /// Names in a directory, sorted; empty if it cannot be listed.
 std::vector<std::string> ListDir(const std::filesystem::path& dir);
+
+/// A directory entry with the inode number readdir reports (for a symlink: the link's own).
+struct DirEntry {
+  std::string name;
+  uint64_t inode = 0;
+};
+
+/// Entries of a directory with their inode numbers, sorted by name; empty if unlistable.
+std::vector<DirEntry> ListDirWithInodes(const std::filesystem::path& dir);
 
 /// True when `path` exists (following symlinks).
 bool Exists(const std::filesystem::path& path);

@@ -244,6 +244,15 @@ absl::StatusOr<v1beta1::DevicePluginOptions> FakeKubelet::Options(
   return connection->options;
 }
 
+absl::Status FakeKubelet::PingOptions(const std::string& resource) {
+  const auto connection = Connection(resource);
+  if (connection == nullptr) return absl::NotFoundError("no plugin for " + resource);
+  grpc::ClientContext context;
+  context.set_deadline(Deadline());
+  v1beta1::DevicePluginOptions options;
+  return FromGrpc(connection->stub->GetDevicePluginOptions(&context, v1beta1::Empty(), &options));
+}
+
 absl::StatusOr<v1beta1::AllocateResponse> FakeKubelet::Allocate(
     const std::string& resource, const std::vector<std::vector<std::string>>& containers) {
   const auto connection = Connection(resource);

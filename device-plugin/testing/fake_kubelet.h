@@ -67,7 +67,10 @@ class FakeKubelet {
   /// Whether the ListAndWatch stream of `resource` is open.
   bool Watching(const std::string& resource) const;
 
+  /// Options the plugin returned when the kubelet connected.
   absl::StatusOr<v1beta1::DevicePluginOptions> Options(const std::string& resource) const;
+  /// Calls GetDevicePluginOptions again (the cheapest RPC: a latency baseline).
+  absl::Status PingOptions(const std::string& resource);
   /// One ContainerAllocateRequest per entry of `containers`.
   absl::StatusOr<v1beta1::AllocateResponse> Allocate(
       const std::string& resource, const std::vector<std::vector<std::string>>& containers);
