@@ -187,11 +187,13 @@ void CompileMasqMark(const ClusterState& state, const NodeFacts& node, ProgramBu
       hairpin.emplace(e.addresses.front(), Origin{"nicflow", "", "hairpin", "local endpoint"});
     }
   }
+  // Hairpin also tells the policy stages, which let it through: a pod cannot block itself.
+  const std::vector<Action> hairpin_masq = SetAndGoto(kFlagMasq | kFlagHairpin, kTableEgressPod);
   for (const auto& [addr, origin] : hairpin) {
     builder.AddEntry(kTableMasqMark, kPrioMasqHairpin,
                      {MatchFlags(kFlagTranslated, kFlagTranslated), MatchSrcAddrTernary(addr),
                       MatchDstAddrTernary(addr)},
-                     masq, origin);
+                     hairpin_masq, origin);
   }
   if (node.masquerade_all) {
     builder.AddEntry(kTableMasqMark, kPrioMasqAll, {MatchFlags(kFlagClusterIp, kFlagClusterIp)},

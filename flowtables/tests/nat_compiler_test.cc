@@ -145,10 +145,10 @@ TEST(NatCompiler, HairpinMasqueradesALocalEndpointReachingItself) {
   Program p = MasqMark(st, TestNode());
   const uint32_t hit = kClusterHit | kFlagLocalSrc;
   const Entry* pod = Lookup(p, kTableMasqMark, Pkt("10.244.1.5", "10.244.1.5", 8080, hit));
-  EXPECT_EQ(FlagsSet(pod), kFlagMasq);
+  EXPECT_EQ(FlagsSet(pod), kFlagMasq | kFlagHairpin);
   EXPECT_EQ(pod->origin, (Origin{"Pod", "shop", "web-1", "hairpin"}));
   EXPECT_EQ(FlagsSet(Lookup(p, kTableMasqMark, Pkt("10.244.1.6", "10.244.1.6", 80, hit))),
-            kFlagMasq);
+            kFlagMasq | kFlagHairpin);
   EXPECT_EQ(Lookup(p, kTableMasqMark, Pkt("10.244.1.6", "10.244.1.5", 8080, hit)), nullptr);
   // Not translated: a pod talking to its own IP directly is none of kube-proxy's business.
   EXPECT_EQ(Lookup(p, kTableMasqMark, Pkt("10.244.1.5", "10.244.1.5", 8080, kFlagLocalSrc)),
