@@ -108,6 +108,7 @@ int main(int argc, char** argv) {
   app.add_option("--cdi-dir", options.cdi_dir, "where CDI spec files are written")
       ->capture_default_str();
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}))
       ->capture_default_str();
   app.add_flag("--list", list, "print the devices each resource would get and exit");
   CLI11_PARSE(app, argc, argv);

@@ -88,7 +88,8 @@ int main(int argc, char** argv) {
               request.version().c_str(), request.endpoint().c_str(),
               request.resource_name().c_str(),
               request.options().get_preferred_allocation_available());
-  auto devices = kubelet.WaitForDevices(resource, [](const auto&) { return true; }, 10s);
+  auto devices = kubelet.WaitForDevices(
+      resource, [](const auto&) { return true; }, 10s);
   if (!devices) return 1;
   std::printf("ListAndWatch:\n");
   PrintDevices(*devices);
@@ -97,8 +98,7 @@ int main(int argc, char** argv) {
   if (prefer > 0) {
     auto preferred = kubelet.GetPreferredAllocation(resource, ids, {}, prefer);
     if (!preferred.ok()) return 1;
-    std::printf("GetPreferredAllocation(%d): %s\n", prefer,
-                absl::StrJoin(*preferred, ",").c_str());
+    std::printf("GetPreferredAllocation(%d): %s\n", prefer, absl::StrJoin(*preferred, ",").c_str());
   }
   if (!allocate.empty()) {
     const std::vector<std::string> wanted = absl::StrSplit(allocate, ',');
