@@ -181,7 +181,19 @@ void U128ToBytes(U128 v, bool v6, uint8_t* out) {
 
 }  // namespace
 
+L34Values CaptureL34(const ParsedPacket& p) noexcept {
+  const bool v6 = p.is_v6;
+  return {p.fields.get(v6 ? Field::kIpv6Src : Field::kIpv4Src),
+          p.fields.get(v6 ? Field::kIpv6Dst : Field::kIpv4Dst), p.fields.get(Field::kL4Src),
+          p.fields.get(Field::kL4Dst)};
+}
+
 bool RewriteAddressesAndPorts(std::span<uint8_t> f, const ParsedPacket& p,
+                              const PacketFields& target) noexcept {
+  return RewriteAddressesAndPorts(f, p, CaptureL34(p), target);
+}
+
+bool RewriteAddressesAndPorts(std::span<uint8_t> f, const ParsedPacket& p, const L34Values& from,
                               const PacketFields& target) noexcept {
   const bool v6 = p.is_v6;
   const Field src = v6 ? Field::kIpv6Src : Field::kIpv4Src;
@@ -194,7 +206,7 @@ bool RewriteAddressesAndPorts(std::span<uint8_t> f, const ParsedPacket& p,
   uint8_t buf[16];
   for (int i = 0; i < 2; ++i) {
     const Field fld = i == 0 ? src : dst;
-    if (target.get(fld) == p.fields.get(fld)) continue;
+    if (target.get(fld) == (i == 0 ? from.src : from.dst)) continue;
     U128ToBytes(target.get(fld), v6, buf);
     ReplaceCovered(f, p, src_at + i * alen, buf, alen, true, l4_covers_ips);
     changed = true;
@@ -204,7 +216,7 @@ bool RewriteAddressesAndPorts(std::span<uint8_t> f, const ParsedPacket& p,
   if (has_ports) {
     for (int i = 0; i < 2; ++i) {
       const Field fld = i == 0 ? Field::kL4Src : Field::kL4Dst;
-      if (target.get(fld) == p.fields.get(fld)) continue;
+      if (target.get(fld) == (i == 0 ? from.src_port : from.dst_port)) continue;
       Store16(buf, static_cast<uint16_t>(target.get(fld).lo));
       ReplaceCovered(f, p, p.l4_offset + i * 2u, buf, 2, false, true);
       changed = true;

@@ -1,5 +1,7 @@
 #include "nicflow/sim/conntrack.h"
 
+#include <algorithm>
+
 #include "nicflow/sim/packet.h"
 
 namespace nicflow::sim {
@@ -85,7 +87,10 @@ Conntrack::Conntrack(uint32_t capacity, CtTimeouts timeouts)
     : timeouts_(timeouts), capacity_(capacity) {
   slots_.reserve(capacity);
   free_.reserve(capacity);
-  index_.reserve(2 * static_cast<size_t>(capacity));
+  // The index starts small and grows geometrically with the high-water mark: reserving it for the
+  // full capacity up front spreads a few thousand connections over hundreds of MB and turns every
+  // lookup into cache and TLB misses (measured: 3x slower at 4096 connections, 1M capacity).
+  index_.reserve(2 * static_cast<size_t>(std::min<uint32_t>(capacity, 4096)));
 }
 
 uint64_t Conntrack::TimeoutNs(const CtEntry& e) const noexcept {
@@ -243,7 +248,14 @@ size_t Conntrack::Expire(uint64_t now_ns) {
 }
 
 void Conntrack::Clear() {
-  for (uint32_t i = 0; i < slots_.size(); ++i) Erase(i);
+  // clear() frees a large backing array; keep room for as many connections as we had, so a
+  // cleared table does not regrow under traffic.
+  const size_t had = index_.size();
+  index_.clear();
+  index_.reserve(std::max<size_t>(had, 8192));
+  slots_.clear();
+  free_.clear();
+  size_ = 0;
 }
 
 std::vector<CtEntry> Conntrack::Snapshot() const {

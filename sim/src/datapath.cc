@@ -32,9 +32,12 @@ inline uint64_t Mix(uint64_t h) {
   return h;
 }
 
+// `f` is the parsed packet's own field vector, edited in place; `orig` keeps what the frame
+// holds so the rewrite at output knows what changed.
 struct Exec {
   ParsedPacket pkt;
-  PacketFields f;
+  PacketFields& f = pkt.fields;
+  L34Values orig_l34;
   CtTuple orig;  // the tuple at the first CtLookup: what CtCommit records as the original
   bool have_orig = false;
   uint32_t len = 0;
@@ -91,8 +94,22 @@ void CtLookup(SimNic::State& s, Exec& x, uint16_t zone, uint64_t now) noexcept {
   x.f.set(Field::kCtState, U128::Of(state));
 }
 
+// The tuple of the packet as received (no CtLookup ran before the commit).
+CtTuple OriginalTuple(const Exec& x, uint16_t zone) noexcept {
+  CtTuple t = TupleOf(x.f, x.pkt, zone);
+  t.src = x.orig_l34.src;
+  t.dst = x.orig_l34.dst;
+  if (t.proto == kProtoTcp || t.proto == kProtoUdp || t.proto == kProtoSctp) {
+    if (x.pkt.has_l4) {
+      t.src_port = static_cast<uint16_t>(x.orig_l34.src_port.lo);
+      t.dst_port = static_cast<uint16_t>(x.orig_l34.dst_port.lo);
+    }
+  }
+  return t;
+}
+
 DropReason CtCommit(SimNic::State& s, Exec& x, uint16_t zone, uint64_t now) noexcept {
-  CtTuple orig = x.have_orig ? x.orig : TupleOf(x.pkt.fields, x.pkt, zone);
+  CtTuple orig = x.have_orig ? x.orig : OriginalTuple(x, zone);
   orig.zone = zone;
   switch (s.ct->Commit(orig, TupleOf(x.f, x.pkt, zone), L4Flags(x.pkt), x.len, now)) {
     case CtCommitResult::kCommitted:
@@ -303,7 +320,7 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
     ++s.counters.parse_errors[static_cast<size_t>(res.parse_error)];
     return drop(DropReason::kParseError);
   }
-  x.f = x.pkt.fields;
+  x.orig_l34 = CaptureL34(x.pkt);
   x.f.set(Field::kInPort, U128::Of(in_port));
   const auto cls =
       in_port < s.ports.size() ? s.ports[in_port].port_class : flowtables::PortClass::kNone;
@@ -316,7 +333,7 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
       ++s.counters.punted;
       break;
     case Verdict::kForward:
-      RewriteAddressesAndPorts(buf.first(len), x.pkt, x.f);
+      RewriteAddressesAndPorts(buf.first(len), x.pkt, x.orig_l34, x.f);
       ++s.counters.forwarded;
       if (st.port < s.port_counters.size()) {
         ++s.port_counters[st.port].tx_packets;

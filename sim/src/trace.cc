@@ -21,6 +21,7 @@ struct TState {
   PacketFields f;
   CtTuple orig;
   bool have_orig = false;
+  bool snat_ran = false;  // an SNAT action ran (masquerade, even when the source stayed the same)
   uint32_t len = 0;
   TracePath path;
 };
@@ -134,6 +135,7 @@ void Tracer::Run(TState& st, std::vector<Frame> stack, TableId t) {
           return Finish(st, Verdict::kDrop,
                         exhausted ? DropReason::kSnatExhausted : DropReason::kBadRewrite, 0);
         }
+        st.snat_ran = true;
         break;
       }
       case ActionKind::kGroup: {
@@ -180,7 +182,10 @@ void Tracer::Finish(TState& st, Verdict v, DropReason r, PortId port) {
   p.dst_port = static_cast<uint16_t>(st.f.get(Field::kL4Dst).lo);
   const PacketFields& o = st.pkt.fields;
   p.translated = st.f.get(df) != o.get(df) || st.f.get(Field::kL4Dst) != o.get(Field::kL4Dst);
-  p.masquerade = st.f.get(sf) != o.get(sf) || st.f.get(Field::kL4Src) != o.get(Field::kL4Src);
+  // Masquerade means source NAT happened: kube-proxy's MASQUERADE of a host-sourced packet may
+  // keep the node address and port, and it is masqueraded all the same.
+  p.masquerade = st.snat_ran || st.f.get(sf) != o.get(sf) ||
+                 st.f.get(Field::kL4Src) != o.get(Field::kL4Src);
   p.ct_state = static_cast<uint8_t>(st.f.get(Field::kCtState).lo);
   p.meta_flags = static_cast<uint32_t>(st.f.get(Field::kMetaFlags).lo);
   if (v == Verdict::kForward) {

@@ -36,21 +36,86 @@ inline size_t HashWords(const uint64_t* w, size_t n) {
   return Mix(h);
 }
 
-// Heterogeneous hashing so lookups use a stack buffer and never allocate.
-struct WordsHash {
-  using is_transparent = void;
-  size_t operator()(std::span<const uint64_t> s) const { return HashWords(s.data(), s.size()); }
-  size_t operator()(const std::vector<uint64_t>& v) const { return HashWords(v.data(), v.size()); }
-};
-struct WordsEq {
-  using is_transparent = void;
-  static bool Eq(std::span<const uint64_t> a, std::span<const uint64_t> b) {
-    return a.size() == b.size() && std::equal(a.begin(), a.end(), b.begin());
+// An open-addressing hash index from fixed-width keys (the tuple's masked key words) to bucket
+// ids. Keys live inline next to their slot tags, so a probe touches two arrays and no pointers;
+// linear probing with backward-shift deletion keeps no tombstones. Load factor <= 1/2.
+class WordKeyIndex {
+ public:
+  static constexpr uint32_t kNone = 0xffffffffu;
+  explicit WordKeyIndex(int words) : w_(words) { Rehash(16); }
+
+  uint32_t Find(const uint64_t* key, uint64_t h) const noexcept {
+    for (size_t i = h & mask_;; i = (i + 1) & mask_) {
+      const uint64_t s = slots_[i];
+      if (s == 0) return kNone;
+      if ((s >> 32) == (h >> 32) && KeyEq(i, key)) return static_cast<uint32_t>(s) - 1;
+    }
   }
-  template <typename A, typename B>
-  bool operator()(const A& a, const B& b) const {
-    return Eq(std::span<const uint64_t>(a), std::span<const uint64_t>(b));
+  void Insert(const uint64_t* key, uint64_t h, uint32_t value) {
+    if (2 * (size_ + 1) > slots_.size()) Rehash(2 * slots_.size());
+    Place(key, h, value);
+    ++size_;
   }
+  void Erase(const uint64_t* key, uint64_t h) {
+    size_t i = h & mask_;
+    while (!(slots_[i] != 0 && (slots_[i] >> 32) == (h >> 32) && KeyEq(i, key))) {
+      i = (i + 1) & mask_;
+    }
+    // Backward shift: pull later entries of the probe run into the hole.
+    for (size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
+      const size_t home = hashes_[j] & mask_;
+      if (((j - home) & mask_) >= ((j - i) & mask_)) {
+        Move(j, i);
+        i = j;
+      }
+    }
+    slots_[i] = 0;
+    --size_;
+  }
+
+ private:
+  bool KeyEq(size_t i, const uint64_t* key) const noexcept {
+    const uint64_t* k = keys_.data() + i * w_;
+    for (int n = 0; n < w_; ++n) {
+      if (k[n] != key[n]) return false;
+    }
+    return true;
+  }
+  void Place(const uint64_t* key, uint64_t h, uint32_t value) {
+    size_t i = h & mask_;
+    while (slots_[i] != 0) i = (i + 1) & mask_;
+    slots_[i] = (h & 0xffffffff00000000ull) | (uint64_t{value} + 1);
+    hashes_[i] = h;
+    std::copy(key, key + w_, keys_.begin() + static_cast<ptrdiff_t>(i * w_));
+  }
+  void Move(size_t from, size_t to) {
+    slots_[to] = slots_[from];
+    hashes_[to] = hashes_[from];
+    std::copy(keys_.begin() + static_cast<ptrdiff_t>(from * w_),
+              keys_.begin() + static_cast<ptrdiff_t>((from + 1) * w_),
+              keys_.begin() + static_cast<ptrdiff_t>(to * w_));
+    slots_[from] = 0;
+  }
+  void Rehash(size_t capacity) {
+    std::vector<uint64_t> slots = std::move(slots_), hashes = std::move(hashes_),
+                          keys = std::move(keys_);
+    slots_.assign(capacity, 0);
+    hashes_.assign(capacity, 0);
+    keys_.assign(capacity * w_, 0);
+    mask_ = capacity - 1;
+    for (size_t i = 0; i < slots.size(); ++i) {
+      if (slots[i] != 0) {
+        Place(keys.data() + i * w_, hashes[i], static_cast<uint32_t>(slots[i]) - 1);
+      }
+    }
+  }
+
+  int w_;
+  size_t size_ = 0;
+  size_t mask_ = 0;
+  std::vector<uint64_t> slots_;   // 0 empty; else hash tag (high 32 bits) | value + 1
+  std::vector<uint64_t> hashes_;  // full hash per slot, for rehash and backward shift
+  std::vector<uint64_t> keys_;    // w_ words per slot
 };
 
 struct RangeCheck {
@@ -70,7 +135,9 @@ struct BucketRule {
 struct Tuple {
   std::vector<uint64_t> mask;
   uint32_t required = 0;
-  absl::flat_hash_map<std::vector<uint64_t>, std::vector<BucketRule>, WordsHash, WordsEq> map;
+  WordKeyIndex index;  // masked key -> bucket id
+  std::vector<std::vector<BucketRule>> buckets;
+  std::vector<uint32_t> free_buckets;
   std::map<int32_t, uint32_t> priorities;  // priority -> rule count, for max after removals
   int32_t max_priority = 0;
 };
@@ -99,7 +166,7 @@ class TupleSpaceClassifier final : public Classifier {
   TupleSpaceStats Stats() const {
     TupleSpaceStats s{order_.size(), rules_.size(), 0};
     for (const Tuple& t : tuples_) {
-      for (const auto& [key, bucket] : t.map) {
+      for (const auto& bucket : t.buckets) {
         for (const BucketRule& r : bucket) s.range_checked_rules += r.ranges.empty() ? 0 : 1;
       }
     }
@@ -191,11 +258,23 @@ absl::Status TupleSpaceClassifier::Insert(uint32_t id, int32_t priority,
   std::vector<uint64_t> sig = mask;
   sig.push_back(required);
   auto [it, fresh] = tuple_index_.try_emplace(std::move(sig), tuples_.size());
-  if (fresh) tuples_.push_back(Tuple{mask, required, {}, {}, 0});
+  if (fresh) tuples_.push_back(Tuple{mask, required, WordKeyIndex(words_), {}, {}, {}, 0});
   Tuple& t = tuples_[it->second];
-  std::vector<BucketRule>& bucket = t.map[value];
+  const uint64_t h = HashWords(value.data(), value.size());
+  uint32_t b = t.index.Find(value.data(), h);
+  if (b == WordKeyIndex::kNone) {
+    if (!t.free_buckets.empty()) {
+      b = t.free_buckets.back();
+      t.free_buckets.pop_back();
+    } else {
+      b = static_cast<uint32_t>(t.buckets.size());
+      t.buckets.emplace_back();
+    }
+    t.index.Insert(value.data(), h, b);
+  }
+  std::vector<BucketRule>& bucket = t.buckets[b];
   auto pos = std::find_if(bucket.begin(), bucket.end(),
-                          [&](const BucketRule& b) { return b.priority < priority; });
+                          [&](const BucketRule& x) { return x.priority < priority; });
   bucket.insert(pos, std::move(rule));
   ++t.priorities[priority];
   rules_.emplace(id, RuleLoc{it->second, std::move(value)});
@@ -207,13 +286,18 @@ absl::Status TupleSpaceClassifier::Remove(uint32_t id) {
   auto it = rules_.find(id);
   if (it == rules_.end()) return absl::NotFoundError(absl::StrCat("rule ", id, " not found"));
   Tuple& t = tuples_[it->second.tuple];
-  auto b = t.map.find(it->second.key);
-  std::vector<BucketRule>& bucket = b->second;
+  const std::vector<uint64_t>& key = it->second.key;
+  const uint64_t h = HashWords(key.data(), key.size());
+  const uint32_t b = t.index.Find(key.data(), h);
+  std::vector<BucketRule>& bucket = t.buckets[b];
   auto r =
       std::find_if(bucket.begin(), bucket.end(), [&](const BucketRule& x) { return x.id == id; });
   if (--t.priorities[r->priority] == 0) t.priorities.erase(r->priority);
   bucket.erase(r);
-  if (bucket.empty()) t.map.erase(b);
+  if (bucket.empty()) {
+    t.index.Erase(key.data(), h);
+    t.free_buckets.push_back(b);
+  }
   rules_.erase(it);
   Reorder();
   return absl::OkStatus();
@@ -243,9 +327,9 @@ LookupResult TupleSpaceClassifier::Lookup(const PacketFields& f) const noexcept 
     if (best && t.max_priority < best->priority) break;
     if ((f.present & t.required) != t.required) continue;
     for (int w = 0; w < words_; ++w) masked[w] = key[w] & t.mask[w];
-    auto it = t.map.find(std::span<const uint64_t>(masked.data(), words_));
-    if (it == t.map.end()) continue;
-    const std::vector<BucketRule>& bucket = it->second;
+    const uint32_t b = t.index.Find(masked.data(), HashWords(masked.data(), words_));
+    if (b == WordKeyIndex::kNone) continue;
+    const std::vector<BucketRule>& bucket = t.buckets[b];
     size_t i = 0;
     while (i < bucket.size() && !RangesOk(bucket[i], key.data())) ++i;
     if (i == bucket.size()) continue;

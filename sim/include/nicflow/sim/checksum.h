@@ -42,4 +42,14 @@ bool ChecksumsValid(std::span<const uint8_t> frame, const ParsedPacket& p) noexc
 bool RewriteAddressesAndPorts(std::span<uint8_t> frame, const ParsedPacket& p,
                               const PacketFields& target) noexcept;
 
+/// The values a NAT rewrite may change, captured before the datapath edits the field vector in
+/// place (so it need not keep a second copy of every field).
+struct L34Values {
+  U128 src, dst, src_port, dst_port;
+};
+L34Values CaptureL34(const ParsedPacket& p) noexcept;
+/// As above, with the frame's current values given by `from` instead of `p.fields`.
+bool RewriteAddressesAndPorts(std::span<uint8_t> frame, const ParsedPacket& p,
+                              const L34Values& from, const PacketFields& target) noexcept;
+
 }  // namespace nicflow::sim
