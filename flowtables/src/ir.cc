@@ -142,12 +142,14 @@ void CanonicalizeMatch(Entry& e) {
 namespace {
 
 std::string FlagsToString(uint64_t v) {
-  static constexpr std::array<std::pair<uint32_t, std::string_view>, 5> kNames = {{
+  static constexpr std::array<std::pair<uint32_t, std::string_view>, 7> kNames = {{
       {kFlagMasq, "masq"},
       {kFlagTranslated, "translated"},
       {kFlagLocalSrc, "local_src"},
       {kFlagFromHost, "from_host"},
       {kFlagServiceHit, "svc"},
+      {kFlagClusterIp, "cluster_ip"},
+      {kFlagHairpin, "hairpin"},
   }};
   std::vector<std::string> parts;
   for (const auto& [bit, name] : kNames) {
