@@ -23,6 +23,8 @@ std::string DecodeChoice(const Field& f, std::initializer_list<std::string_view>
   return "";
 }
 
+}  // namespace
+
 DetectLocalMode DecodeDetectLocal(const Field& f) {
   std::string s =
       DecodeChoice(f, {"ClusterCIDR", "NodeCIDR", "InterfaceNamePrefix", "BridgeInterface"});
@@ -31,6 +33,8 @@ DetectLocalMode DecodeDetectLocal(const Field& f) {
   if (s == "BridgeInterface") return DetectLocalMode::kBridge;
   return DetectLocalMode::kClusterCidr;
 }
+
+namespace {
 
 // nodePortAddresses: CIDRs, or the single special value "primary" (the node's primary IPs).
 void DecodeNodePortAddresses(const Field& f, ProxyConfig& pc) {

@@ -107,4 +107,7 @@ std::string CheckLabelValue(std::string_view s);
 /// Reads a name field, checked with `check`; "" on error.
 std::string DecodeName(const Field& f, std::string (*check)(std::string_view), bool required);
 
+/// kube-proxy's detectLocalMode (absent: ClusterCIDR); other values fail naming the field.
+DetectLocalMode DecodeDetectLocal(const Field& f);
+
 }  // namespace nicflow::flowtables::loader

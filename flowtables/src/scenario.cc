@@ -137,6 +137,7 @@ NodeFacts DecodeNodeFacts(const Field& f) {
   n.node_port_addresses = loader::DecodeCidrs(f["nodePortAddresses"], false);
   n.masq.non_masquerade_cidrs = loader::DecodeCidrs(f["nonMasqueradeCIDRs"], false);
   n.masq.masq_link_local = f["masqLinkLocal"].Bool(false);
+  n.detect_local = loader::DecodeDetectLocal(f["detectLocalMode"]);
   return n;
 }
 
