@@ -640,7 +640,9 @@ uint nf_pick_bucket(__global const uint* img, __global uint* ct, uint gi, const 
   }
   if (size == 0) return NF_NO_SLOT;
   ulong h = nf_flow_hash(img, gd, k);
-  uint b = img[region + nb * NF_BUCKET_WORDS + (uint)(h % (ulong)size)];
+  /* Multiply-shift range reduction ((h * size) >> 64), as the simulator's Maglev Pick(): one
+   * 64x32 multiplier instead of a divider. */
+  uint b = img[region + nb * NF_BUCKET_WORDS + (uint)mul_hi(h, (ulong)size)];
   if (aff_s != 0) {
     res[NF_R_FLAGS] |= NF_RF_AFFINITY_NEW;
     res[NF_R_AFF_GROUP] = gi;
@@ -725,6 +727,15 @@ void nf_ct_lookup(nf_pkt* k, nf_ctx* c, uint zone, __global uint* ct, uint now_s
   if (!c->have_orig) {
     for (uint w = 0; w < NF_CT_KEY_WORDS; w++) c->orig[w] = t[w];
     c->have_orig = 1;
+    /* Reported for every packet conntrack looked at: the host re-runs a packet that missed a
+     * connection an earlier packet of the same batch committed (see fpga_pipeline.h). */
+    res[NF_R_FLAGS] |= NF_RF_CT_LOOKUP;
+    res[NF_R_ORIG_META] = t[0];
+    for (uint j = 0; j < 4; j++) {
+      res[NF_R_ORIG_SRC + j] = t[1 + j];
+      res[NF_R_ORIG_DST + j] = t[5 + j];
+    }
+    res[NF_R_ORIG_PORTS] = t[9];
   }
   uint state = NF_CT_TRK;
   uint slot = nf_ct_find(ct, t);
@@ -766,7 +777,7 @@ uint nf_ct_commit(nf_pkt* k, nf_ctx* c, uint zone, __global const uint* ct, __gl
   c->committed = 1;
   res[NF_R_FLAGS] |= NF_RF_COMMIT;
   res[NF_R_COMMIT_ZONE] = zone;
-  res[NF_R_ORIG_META] = orig[0] & 0xffffu;
+  res[NF_R_ORIG_META] = orig[0];
   for (uint j = 0; j < 4; j++) {
     res[NF_R_ORIG_SRC + j] = orig[1 + j];
     res[NF_R_ORIG_DST + j] = orig[5 + j];

@@ -153,7 +153,7 @@ void FpgaPipeline::SlowPath(FpgaPacket& p, std::span<const uint32_t> r, uint64_t
   const FrameInfo fi = FrameInfoOf(r);
   const uint32_t flags = r[NF_R_FLAGS];
   CtKey xlate{};
-  const uint32_t meta = r[NF_R_COMMIT_ZONE] << 16 | r[NF_R_ORIG_META];
+  const uint32_t meta = r[NF_R_ORIG_META];
   if (flags & NF_RF_COMMIT)
     xlate = KeyAt(r, meta, NF_R_XLATE_SRC, NF_R_XLATE_DST, NF_R_XLATE_PORTS);
   if (flags & NF_RF_SNAT_ALLOC) {
@@ -188,69 +188,158 @@ void FpgaPipeline::SlowPath(FpgaPacket& p, std::span<const uint32_t> r, uint64_t
   }
 }
 
-absl::Status FpgaPipeline::ProcessBatch(std::span<FpgaPacket> packets) {
-  if (!image_) return absl::FailedPreconditionError("fpga: no program installed");
-  frames_.resize(packets.size());
-  for (size_t i = 0; i < packets.size(); ++i) {
-    frames_[i] = {packets[i].frame, packets[i].in_port, packets[i].port_class};
-  }
-  const uint64_t now = options_.now_ns();
-  NICFLOW_RETURN_IF_ERROR(rt_->Run(frames_, now, out_));
+void FpgaPipeline::Finish(FpgaPacket& p, std::span<const uint32_t> r, size_t i, uint64_t now) {
   const auto& ports = image_->ports();
-  for (size_t i = 0; i < packets.size(); ++i) {
-    FpgaPacket& p = packets[i];
-    const std::span<const uint32_t> r = out_.result(i);
-    FpgaResult& res = p.result;
-    res = FpgaResult{};
-    res.flags = r[NF_R_FLAGS];
-    res.ct_state = static_cast<uint8_t>(r[NF_R_CT_STATE]);
-    res.meta_flags = r[NF_R_META_FLAGS];
-    switch (r[NF_R_VERDICT]) {
-      case NF_VERDICT_OUTPUT:
-        res.verdict = FpgaVerdict::kForward;
-        break;
-      case NF_VERDICT_REJECT:
-        res.verdict = FpgaVerdict::kReject;
-        break;
-      case NF_VERDICT_PUNT:
-        res.verdict = FpgaVerdict::kPunt;
-        break;
-      case NF_VERDICT_PARSE_ERROR:
-        res.parse_error = static_cast<uint8_t>(r[NF_R_PARSE_ERROR]);
-        continue;
-      default:
-        res.verdict = FpgaVerdict::kDrop;
-        break;
+  FpgaResult& res = p.result;
+  res = FpgaResult{};
+  res.flags = r[NF_R_FLAGS];
+  res.ct_state = static_cast<uint8_t>(r[NF_R_CT_STATE]);
+  res.meta_flags = r[NF_R_META_FLAGS];
+  switch (r[NF_R_VERDICT]) {
+    case NF_VERDICT_OUTPUT:
+      res.verdict = FpgaVerdict::kForward;
+      break;
+    case NF_VERDICT_REJECT:
+      res.verdict = FpgaVerdict::kReject;
+      break;
+    case NF_VERDICT_PUNT:
+      res.verdict = FpgaVerdict::kPunt;
+      break;
+    case NF_VERDICT_PARSE_ERROR:
+      res.parse_error = static_cast<uint8_t>(r[NF_R_PARSE_ERROR]);
+      return;
+    default:
+      res.verdict = FpgaVerdict::kDrop;
+      break;
+  }
+  for (uint32_t t = 0; t < std::min<uint32_t>(r[NF_R_TRACE_COUNT], NF_MAX_TRACE); ++t) {
+    const uint32_t w = r[NF_R_TRACE + t];
+    res.hits.push_back({static_cast<flowtables::TableId>(w >> 24), (w & NF_TRACE_HIT) != 0,
+                        w & NF_TRACE_SLOT_MASK});
+  }
+  if (r[NF_R_GROUP] != NF_NO_SLOT) {
+    if (auto gb = image_->GroupBucketOf(r[NF_R_GROUP], r[NF_R_BUCKET])) {
+      res.group = gb->first;
+      res.bucket = gb->second;
     }
+  }
+  if (res.verdict == FpgaVerdict::kForward) {
+    const auto f = out_.frame(i, p.frame.size());
+    std::copy(f.begin(), f.end(), p.frame.begin());
+  }
+  SlowPath(p, r, now);
+  if (res.verdict == FpgaVerdict::kForward) {
+    res.out_port_index = r[NF_R_PORT];
+    if (r[NF_R_PORT] < ports.size()) res.out_port = ports[r[NF_R_PORT]];
+  } else if (res.verdict == FpgaVerdict::kReject) {
+    std::vector<uint8_t> reply = BuildRejectReply(p.frame, FrameInfoOf(r), kRejectBufferBytes);
+    if (reply.empty()) {
+      res.verdict = FpgaVerdict::kDrop;
+    } else {
+      p.frame = std::move(reply);
+      res.out_port_index = p.in_port;
+    }
+  }
+}
+
+// A packet that conntrack (or affinity) saw before an earlier packet of the same batch created
+// the state it should have seen: the device ran them concurrently, the simulator in order. Such a
+// packet's counts are taken back and it runs again, so the end result is sequential.
+bool FpgaPipeline::Stale(std::span<const uint32_t> r) const {
+  const uint32_t f = r[NF_R_FLAGS];
+  if ((f & NF_RF_CT_LOOKUP) && !(f & NF_RF_CT_HIT) && !batch_tuples_.empty() &&
+      batch_tuples_.contains(
+          KeyAt(r, r[NF_R_ORIG_META], NF_R_ORIG_SRC, NF_R_ORIG_DST, NF_R_ORIG_PORTS))) {
+    return true;
+  }
+  if ((f & NF_RF_AFFINITY_NEW) && !batch_clients_.empty()) {
+    const CtKey k = {r[NF_R_AFF_GROUP], r[NF_R_AFF_CLIENT], r[NF_R_AFF_CLIENT + 1],
+                     r[NF_R_AFF_CLIENT + 2], r[NF_R_AFF_CLIENT + 3]};
+    return batch_clients_.contains(k);
+  }
+  return false;
+}
+
+void FpgaPipeline::NoteBatchState(std::span<const uint32_t> r, const FpgaPacket& p) {
+  const uint32_t f = r[NF_R_FLAGS];
+  if ((f & NF_RF_COMMIT) && ct_->last_commit()) {
+    batch_tuples_.insert(ct_->last_commit()->first);
+    batch_tuples_.insert(ct_->last_commit()->second);
+  }
+  if ((f & NF_RF_AFFINITY_NEW) && p.result.verdict != FpgaVerdict::kDrop) {
+    batch_clients_.insert(CtKey{r[NF_R_AFF_GROUP], r[NF_R_AFF_CLIENT], r[NF_R_AFF_CLIENT + 1],
+                                r[NF_R_AFF_CLIENT + 2], r[NF_R_AFF_CLIENT + 3]});
+  }
+}
+
+absl::Status FpgaPipeline::RevertCounters(std::span<const std::vector<uint32_t>> results,
+                                          std::span<const uint32_t> lens) {
+  const uint32_t slots = options_.geometry.action_slots;
+  std::vector<uint32_t> c(NF_CNT_WORDS(slots));
+  NICFLOW_RETURN_IF_ERROR(rt_->ReadCounters(c));
+  auto sub = [&](size_t at, uint64_t v) {
+    const uint64_t now = Pair(c, at) - v;
+    c[at] = static_cast<uint32_t>(now);
+    c[at + 1] = static_cast<uint32_t>(now >> 32);
+  };
+  const size_t dev = NF_CNT_DEVICE_BASE(slots);
+  for (size_t k = 0; k < results.size(); ++k) {
+    const auto& r = results[k];
     for (uint32_t t = 0; t < std::min<uint32_t>(r[NF_R_TRACE_COUNT], NF_MAX_TRACE); ++t) {
       const uint32_t w = r[NF_R_TRACE + t];
-      res.hits.push_back({static_cast<flowtables::TableId>(w >> 24), (w & NF_TRACE_HIT) != 0,
-                          w & NF_TRACE_SLOT_MASK});
-    }
-    if (r[NF_R_GROUP] != NF_NO_SLOT) {
-      if (auto gb = image_->GroupBucketOf(r[NF_R_GROUP], r[NF_R_BUCKET])) {
-        res.group = gb->first;
-        res.bucket = gb->second;
-      }
-    }
-    const size_t len = p.frame.size();
-    if (res.verdict == FpgaVerdict::kForward) {
-      const auto f = out_.frame(i, len);
-      std::copy(f.begin(), f.end(), p.frame.begin());
-    }
-    SlowPath(p, r, now);
-    if (res.verdict == FpgaVerdict::kForward) {
-      res.out_port_index = r[NF_R_PORT];
-      if (r[NF_R_PORT] < ports.size()) res.out_port = ports[r[NF_R_PORT]];
-    } else if (res.verdict == FpgaVerdict::kReject) {
-      std::vector<uint8_t> reply = BuildRejectReply(p.frame, FrameInfoOf(r), kRejectBufferBytes);
-      if (reply.empty()) {
-        res.verdict = FpgaVerdict::kDrop;
+      const size_t tc = NF_CNT_TABLE_BASE(slots) + (w >> 24) * NF_CNT_TABLE_WORDS;
+      if (w & NF_TRACE_HIT) {
+        sub(tc, 1);
+        sub((w & NF_TRACE_SLOT_MASK) * NF_CNT_ENTRY_WORDS, 1);
+        sub((w & NF_TRACE_SLOT_MASK) * NF_CNT_ENTRY_WORDS + 2, lens[k]);
       } else {
-        p.frame = std::move(reply);
-        res.out_port_index = p.in_port;
+        sub(tc + 2, 1);
       }
+      sub(tc + 4, lens[k]);
     }
+    sub(dev + 2 * NF_DEV_RX, 1);
+    if (r[NF_R_FLAGS] & NF_RF_FELL_OFF) sub(dev + 2 * NF_DEV_FELL_OFF, 1);
+    if (r[NF_R_VERDICT] == NF_VERDICT_PUNT) sub(dev + 2 * NF_DEV_PUNTS, 1);
+    if (r[NF_R_FLAGS] & (NF_RF_COMMIT | NF_RF_SNAT_ALLOC | NF_RF_AFFINITY_NEW)) {
+      sub(dev + 2 * NF_DEV_SLOW_PATH, 1);
+    }
+  }
+  return rt_->WriteCounters(0, c);
+}
+
+absl::Status FpgaPipeline::ProcessBatch(std::span<FpgaPacket> packets) {
+  if (!image_) return absl::FailedPreconditionError("fpga: no program installed");
+  std::vector<size_t> todo(packets.size());
+  for (size_t i = 0; i < todo.size(); ++i) todo[i] = i;
+  // Each round finishes at least its first packet, so rounds <= packets.
+  while (!todo.empty()) {
+    frames_.resize(todo.size());
+    for (size_t k = 0; k < todo.size(); ++k) {
+      const FpgaPacket& p = packets[todo[k]];
+      frames_[k] = {p.frame, p.in_port, p.port_class};
+    }
+    const uint64_t now = options_.now_ns();
+    NICFLOW_RETURN_IF_ERROR(rt_->Run(frames_, now, out_));
+    batch_tuples_.clear();
+    batch_clients_.clear();
+    std::vector<size_t> stale;
+    std::vector<std::vector<uint32_t>> stale_results;
+    std::vector<uint32_t> stale_lens;
+    for (size_t k = 0; k < todo.size(); ++k) {
+      const std::span<const uint32_t> r = out_.result(k);
+      FpgaPacket& p = packets[todo[k]];
+      if (Stale(r)) {
+        stale.push_back(todo[k]);
+        stale_results.emplace_back(r.begin(), r.end());
+        stale_lens.push_back(static_cast<uint32_t>(p.frame.size()));
+        continue;
+      }
+      ct_->ClearLastCommit();
+      Finish(p, r, k, now);
+      NoteBatchState(r, p);
+    }
+    if (!stale.empty()) NICFLOW_RETURN_IF_ERROR(RevertCounters(stale_results, stale_lens));
+    todo = std::move(stale);
   }
   return absl::OkStatus();
 }

@@ -138,6 +138,7 @@ absl::StatusOr<CommitResult> HostConntrack::Commit(const CtKey& orig, const CtKe
   index_.emplace(orig, id << 1);
   index_.emplace(reply, id << 1 | 1);
   ++live_;
+  last_commit_ = std::make_pair(orig, reply);
   return CommitResult::kCommitted;
 }
 

@@ -5,6 +5,8 @@
 
 #include <array>
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -38,6 +40,9 @@ class HostConntrack {
   /// Removes connections idle past their timeout; returns how many.
   absl::StatusOr<size_t> Expire(uint64_t now_ns);
   size_t size() const { return live_; }
+  /// The (original, reply) tuples of the last successful Commit since ClearLastCommit().
+  const std::optional<std::pair<CtKey, CtKey>>& last_commit() const { return last_commit_; }
+  void ClearLastCommit() { last_commit_.reset(); }
 
  private:
   struct Conn {
@@ -59,6 +64,7 @@ class HostConntrack {
   absl::flat_hash_map<std::array<uint32_t, NF_AFF_KEY_WORDS>, uint32_t> affinity_;  // -> offset
   std::vector<uint8_t> aff_used_;
   size_t live_ = 0;
+  std::optional<std::pair<CtKey, CtKey>> last_commit_;
 };
 
 }  // namespace nicflow::hw

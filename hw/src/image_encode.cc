@@ -284,7 +284,12 @@ absl::Status TableImage::State::DeleteEntry(const Entry& e) {
     }
     case Unit::kTcam:
       Zero(p.row, NF_TCAM_ROW_WORDS);
-      t.tcam_free.push_back((p.row - t.tcam_base) / NF_TCAM_ROW_WORDS);
+      if (const uint32_t row = (p.row - t.tcam_base) / NF_TCAM_ROW_WORDS; row + 1 == t.tcam_used) {
+        // The top row: shrink the searched range (a rollback then restores the descriptor too).
+        Set(t.desc + NF_TD_TCAM_USED, --t.tcam_used);
+      } else {
+        t.tcam_free.push_back(row);
+      }
       --t.tcam_count;
       break;
   }

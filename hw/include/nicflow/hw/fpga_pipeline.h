@@ -13,9 +13,11 @@
 //   * SNAT source-port allocation when the original port is out of range or taken;
 //   * ClientIP affinity records of first packets;
 //   * REJECT replies (TCP RST, ICMP/ICMPv6 port unreachable), built from the received frame.
-// The end result per packet -- verdict, output port, frame -- is what the simulator produces,
-// with one documented difference: packets of one *new* connection in the same batch each see
-// the connection as new (they are concurrent on the device), as on real hardware.
+// The end result per packet -- verdict, output port, frame, counters -- is what the simulator
+// produces. The device runs a batch's packets concurrently, so a packet can miss a connection (or
+// affinity record) an earlier packet of the same batch created; the host finds those packets
+// from the tuples the kernel reports, takes their counts back and runs them again, so the result
+// is the sequential one.
 //
 // Updates: Apply() encodes a delta into the image's host mirror and pushes only the changed
 // words, through the double buffer (atomic for packets).
@@ -23,6 +25,7 @@
 // Thread-safety: none; one owner.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -31,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "nicflow/flowtables/ir.h"
 #include "nicflow/hw/image.h"
@@ -132,6 +136,11 @@ class FpgaPipeline {
   FpgaPipeline(FpgaOptions options, std::unique_ptr<KernelRuntime> rt);
   absl::Status PushNewCounters();
   void SlowPath(FpgaPacket& p, std::span<const uint32_t> res, uint64_t now);
+  void Finish(FpgaPacket& p, std::span<const uint32_t> res, size_t i, uint64_t now);
+  bool Stale(std::span<const uint32_t> res) const;
+  void NoteBatchState(std::span<const uint32_t> res, const FpgaPacket& p);
+  absl::Status RevertCounters(std::span<const std::vector<uint32_t>> results,
+                              std::span<const uint32_t> lens);
   uint32_t CtWords() const;
 
   FpgaOptions options_;
@@ -141,6 +150,9 @@ class FpgaPipeline {
   BatchOutput out_;
   std::vector<BatchFrame> frames_;
   uint64_t ct_committed_ = 0;
+  // Connection tuples and affinity clients created by the batch round being finished.
+  absl::flat_hash_set<std::array<uint32_t, 10>> batch_tuples_;
+  absl::flat_hash_set<std::array<uint32_t, 10>> batch_clients_;
 };
 
 }  // namespace nicflow::hw

@@ -185,10 +185,11 @@ typedef uint32_t nf_u32;
 /* ---- Select groups -------------------------------------------------------------------------
  * Descriptor words. The kernel computes nf_flow_hash over the packet's current values of the
  * HASH_N fields listed in HASH_F (8 bits each, in the group's order), and picks bucket
- * lookup[hash % size]. A group's region in the maglev area is its bucket table (size NBUCKETS x
- * NF_BUCKET_WORDS: action slot, weight, label hash lo, hi) followed by its lookup table (SIZE
- * words, each a bucket index). SIZE 0 means no bucket has a positive weight: the packet drops.
- * With AFFINITY_S > 0 (ClientIP affinity) the affinity table is consulted first (see below). */
+ * lookup[(hash * size) >> 64]. A group's region in the maglev area is its bucket table (size
+ * NBUCKETS x NF_BUCKET_WORDS: action slot, weight, label hash lo, hi) followed by its lookup table
+ * (SIZE words, each a bucket index). SIZE 0 means no bucket has a positive weight: the packet
+ * drops. With AFFINITY_S > 0 (ClientIP affinity) the affinity table is consulted first (see below).
+ */
 #define NF_GD_FLAGS 0 /* bit 31 valid */
 #define NF_GD_HASH_N 1
 #define NF_GD_HASH_F 2 /* 2 words: field ids, 8 bits each, first field in the low byte */
@@ -296,6 +297,7 @@ typedef uint32_t nf_u32;
 #define NF_RF_NO_BUCKET 0x100u   /* select group without a bucket of positive weight */
 #define NF_RF_BAD_REWRITE 0x200u /* NAT to an address of the other family */
 #define NF_RF_CT_CLASH 0x400u    /* CtCommit: the reply tuple belongs to another connection */
+#define NF_RF_CT_LOOKUP 0x800u   /* conntrack looked the packet up (ORIG_* hold its tuple) */
 /* Result record words. */
 #define NF_R_VERDICT 0
 #define NF_R_PORT 1
@@ -304,7 +306,9 @@ typedef uint32_t nf_u32;
 #define NF_R_CT_STATE 4
 #define NF_R_TRACE_COUNT 5
 #define NF_R_COMMIT_ZONE 6
-#define NF_R_ORIG_META 7 /* tuple at the first CtLookup: proto << 8 | v6 */
+#define NF_R_ORIG_META                                                                             \
+  7                      /* zone << 16 | proto << 8 | v6 of the tuple at the first CtLookup, or of \
+                          * the committed original tuple (with the commit zone) */
 #define NF_R_ORIG_SRC 8  /* 4 words */
 #define NF_R_ORIG_DST 12 /* 4 words */
 #define NF_R_ORIG_PORTS 16
