@@ -344,7 +344,7 @@ absl::Status FpgaPipeline::ProcessBatch(std::span<FpgaPacket> packets) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<FpgaEntryCounters> FpgaPipeline::GetEntryCounters(std::string_view entry_key) {
+absl::StatusOr<FpgaEntryCounters> FpgaPipeline::GetEntryCounters(std::string_view entry_key) const {
   if (!image_) return absl::FailedPreconditionError("fpga: no program installed");
   for (const auto& table : image_->program().entries) {
     for (const auto& e : table) {
@@ -361,7 +361,7 @@ absl::StatusOr<FpgaEntryCounters> FpgaPipeline::GetEntryCounters(std::string_vie
   return absl::NotFoundError(absl::StrCat("fpga: no installed entry ", Sv(entry_key)));
 }
 
-absl::StatusOr<FpgaTableCounters> FpgaPipeline::GetTableCounters(flowtables::TableId t) {
+absl::StatusOr<FpgaTableCounters> FpgaPipeline::GetTableCounters(flowtables::TableId t) const {
   if (!image_ || t >= image_->program().tables.size()) {
     return absl::NotFoundError(absl::StrCat("fpga: no table ", t));
   }
@@ -371,7 +371,7 @@ absl::StatusOr<FpgaTableCounters> FpgaPipeline::GetTableCounters(flowtables::Tab
   return FpgaTableCounters{Pair(all, at), Pair(all, at + 2), Pair(all, at + 4), Pair(all, at + 6)};
 }
 
-absl::StatusOr<FpgaDeviceCounters> FpgaPipeline::GetDeviceCounters() {
+absl::StatusOr<FpgaDeviceCounters> FpgaPipeline::GetDeviceCounters() const {
   std::vector<uint32_t> all(NF_CNT_WORDS(options_.geometry.action_slots));
   NICFLOW_RETURN_IF_ERROR(rt_->ReadCounters(all));
   const size_t d = NF_CNT_DEVICE_BASE(options_.geometry.action_slots);

@@ -118,9 +118,9 @@ class FpgaPipeline {
   absl::Status ProcessBatch(std::span<FpgaPacket> packets);
 
   /// Counters. Errors: NotFound for an entry key not installed / a table id out of range.
-  absl::StatusOr<FpgaEntryCounters> GetEntryCounters(std::string_view entry_key);
-  absl::StatusOr<FpgaTableCounters> GetTableCounters(flowtables::TableId t);
-  absl::StatusOr<FpgaDeviceCounters> GetDeviceCounters();
+  absl::StatusOr<FpgaEntryCounters> GetEntryCounters(std::string_view entry_key) const;
+  absl::StatusOr<FpgaTableCounters> GetTableCounters(flowtables::TableId t) const;
+  absl::StatusOr<FpgaDeviceCounters> GetDeviceCounters() const;
 
   size_t connections() const;  ///< live connections the host committed
   /// Removes connections idle past their protocol timeout (Linux's defaults); returns how many.
