@@ -135,10 +135,13 @@ Reconciler::Reconciler(Device& device, ReconcilerOptions options)
     : device_(device), options_(std::move(options)) {}
 
 absl::StatusOr<ConvergeReport> Reconciler::Converge(const flowtables::Program& desired) {
+  return Converge(flowtables::Program(desired));
+}
+
+absl::StatusOr<ConvergeReport> Reconciler::Converge(flowtables::Program&& desired) {
   const int64_t start = NowNs();
   report_ = ConvergeReport{};
   report_.device = std::string(device_.name());
-  desired_ = desired;
   if (!installed_) {
     auto read = device_.ReadBack();
     if (!read.ok()) {
@@ -185,7 +188,7 @@ absl::StatusOr<ConvergeReport> Reconciler::Converge(const flowtables::Program& d
     report_.error = std::string(Sv(st.message()));
     return st;
   }
-  if (installed_) installed_ = desired;
+  if (installed_) installed_ = std::move(desired);
   return report_;
 }
 

@@ -304,6 +304,10 @@ class Lowerer {
   absl::Status Run() {
     rs_.table_groups = static_cast<uint32_t>(p_.tables.size());
     next_group_ = rs_.table_groups;
+    // Rules move when the vector grows; reserving for the usual expansion avoids most of that.
+    size_t buckets = 0;
+    for (const auto& g : p_.groups) buckets += g.buckets.size();
+    rs_.rules.reserve(p_.EntryCount() * 2 + p_.tables.size() + buckets * 3);
     for (const auto& t : p_.tables) rs_.group_names[t.id] = t.name;
     // Last table first: a rule is created after the groups it jumps to.
     for (size_t t = p_.tables.size(); t-- > 0;) NICFLOW_RETURN_IF_ERROR(LowerTable(p_.tables[t]));
@@ -713,22 +717,28 @@ absl::StatusOr<uint32_t> Lowerer::SelectHelper(const flowtables::SelectGroup& gr
     if (bits > 0) rs_.select_hash_fields[g] = hash;
     uint32_t slot = 0;
     for (size_t b = 0; b < grp.buckets.size(); ++b) {
-      for (uint32_t k = 0; k < count[b]; ++k, ++slot) {
+      // A bucket's run of slots as aligned power-of-two blocks: one ternary rule per block.
+      for (uint32_t left = count[b]; left > 0;) {
+        uint32_t size = 1;
+        while (size * 2 <= left && slot % (size * 2) == 0) size *= 2;
         Rule r = HelperRule(g, 0, RuleRole::kSelectBucket, table);
-        r.note = absl::StrFormat("select %s: bucket %d/%d -> %s", grp.name, slot, slots,
-                                 grp.buckets[b].label);
+        r.note = absl::StrFormat("select %s: slots %d-%d of %d -> %s", grp.name, slot,
+                                 slot + size - 1, slots, grp.buckets[b].label);
         PatternBuilder pb(arena_);
         pb.Item(RTE_FLOW_ITEM_TYPE_ETH);
         PinVariant(pb, fv);
         if (bits > 0) {
+          const uint64_t mask = (slots - 1) & ~uint64_t{size - 1};
           pb.Match(LocOf(hash, fv),
-                   FieldMatch{hash, flowtables::TernaryMatch{U128::Of(slot), U128::Of(slots - 1)}});
+                   FieldMatch{hash, flowtables::TernaryMatch{U128::Of(slot), U128::Of(mask)}});
         }
         r.pattern = pb.Finish();
         std::vector<Action> acts = grp.buckets[b].actions;
         acts.insert(acts.end(), rest.begin(), rest.end());
         NICFLOW_RETURN_IF_ERROR(LowerActions(r, acts, fv, table));
         rs_.rules.push_back(std::move(r));
+        slot += size;
+        left -= size;
       }
     }
   }

@@ -92,12 +92,12 @@ class Reconciler {
   /// rollback; Internal when the rollback failed too; FailedPrecondition when the device cannot
   /// be read back.
   [[nodiscard]] absl::StatusOr<ConvergeReport> Converge(const flowtables::Program& desired);
+  /// The same, taking the program (saves a copy of a large program on the hot path).
+  [[nodiscard]] absl::StatusOr<ConvergeReport> Converge(flowtables::Program&& desired);
 
   /// The program the device holds as far as the reconciler knows (nullopt before the first
   /// Converge or after a failed rollback).
   const std::optional<flowtables::Program>& installed() const { return installed_; }
-  /// The last program Converge was asked for.
-  const std::optional<flowtables::Program>& desired() const { return desired_; }
   /// The report of the last Converge, also when it failed.
   const ConvergeReport& last_report() const { return report_; }
 
@@ -109,7 +109,6 @@ class Reconciler {
   Device& device_;
   ReconcilerOptions options_;
   std::optional<flowtables::Program> installed_;
-  std::optional<flowtables::Program> desired_;
   ConvergeReport report_;
 };
 
