@@ -184,8 +184,8 @@ void Tracer::Finish(TState& st, Verdict v, DropReason r, PortId port) {
   p.translated = st.f.get(df) != o.get(df) || st.f.get(Field::kL4Dst) != o.get(Field::kL4Dst);
   // Masquerade means source NAT happened: kube-proxy's MASQUERADE of a host-sourced packet may
   // keep the node address and port, and it is masqueraded all the same.
-  p.masquerade = st.snat_ran || st.f.get(sf) != o.get(sf) ||
-                 st.f.get(Field::kL4Src) != o.get(Field::kL4Src);
+  p.masquerade =
+      st.snat_ran || st.f.get(sf) != o.get(sf) || st.f.get(Field::kL4Src) != o.get(Field::kL4Src);
   p.ct_state = static_cast<uint8_t>(st.f.get(Field::kCtState).lo);
   p.meta_flags = static_cast<uint32_t>(st.f.get(Field::kMetaFlags).lo);
   if (v == Verdict::kForward) {
