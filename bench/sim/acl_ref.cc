@@ -35,8 +35,10 @@ absl::Status InitDpdk() {
   static std::string err;
   if (!done) {
     done = true;
-    const char* args[] = {"sim_bench",   "--no-huge",         "--no-pci", "-l", "0",
-                          "--in-memory", "--log-level=error", "-m",       "512"};
+    // --no-huge implies legacy memory, which --in-memory refuses; --no-shconf keeps the run
+    // from touching /var/run/dpdk.
+    const char* args[] = {"sim_bench", "--no-shconf", "--no-huge", "--no-pci",         "-l",
+                          "0",         "-m",          "512",       "--log-level=error"};
     rc = rte_eal_init(static_cast<int>(std::size(args)), const_cast<char**>(args));
     if (rc < 0) err = rte_strerror(rte_errno);
   }

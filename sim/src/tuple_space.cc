@@ -2,6 +2,7 @@
 #include <algorithm>
 #include <array>
 #include <map>
+#include <optional>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
@@ -37,85 +38,79 @@ inline size_t HashWords(const uint64_t* w, size_t n) {
 }
 
 // An open-addressing hash index from fixed-width keys (the tuple's masked key words) to bucket
-// ids. Keys live inline next to their slot tags, so a probe touches two arrays and no pointers;
-// linear probing with backward-shift deletion keeps no tombstones. Load factor <= 1/2.
+// ids. Each slot is one run of words, [tag | value + 1][full hash][key...], so a probe that hits
+// touches one cache line; linear probing with backward-shift deletion keeps no tombstones.
+// Load factor <= 1/2.
 class WordKeyIndex {
  public:
   static constexpr uint32_t kNone = 0xffffffffu;
-  explicit WordKeyIndex(int words) : w_(words) { Rehash(16); }
+  explicit WordKeyIndex(int words) : w_(words), stride_(2 + static_cast<size_t>(words)) {
+    Rehash(16);
+  }
 
   uint32_t Find(const uint64_t* key, uint64_t h) const noexcept {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
-      const uint64_t s = slots_[i];
-      if (s == 0) return kNone;
-      if ((s >> 32) == (h >> 32) && KeyEq(i, key)) return static_cast<uint32_t>(s) - 1;
+      const uint64_t* e = &table_[i * stride_];
+      if (e[0] == 0) return kNone;
+      if ((e[0] >> 32) == (h >> 32) && KeyEq(e, key)) return static_cast<uint32_t>(e[0]) - 1;
     }
   }
   void Insert(const uint64_t* key, uint64_t h, uint32_t value) {
-    if (2 * (size_ + 1) > slots_.size()) Rehash(2 * slots_.size());
+    if (2 * (size_ + 1) > capacity_) Rehash(2 * capacity_);
     Place(key, h, value);
     ++size_;
   }
   void Erase(const uint64_t* key, uint64_t h) {
     size_t i = h & mask_;
-    while (!(slots_[i] != 0 && (slots_[i] >> 32) == (h >> 32) && KeyEq(i, key))) {
+    while (!(At(i)[0] != 0 && (At(i)[0] >> 32) == (h >> 32) && KeyEq(At(i), key))) {
       i = (i + 1) & mask_;
     }
     // Backward shift: pull later entries of the probe run into the hole.
-    for (size_t j = (i + 1) & mask_; slots_[j] != 0; j = (j + 1) & mask_) {
-      const size_t home = hashes_[j] & mask_;
+    for (size_t j = (i + 1) & mask_; At(j)[0] != 0; j = (j + 1) & mask_) {
+      const size_t home = At(j)[1] & mask_;
       if (((j - home) & mask_) >= ((j - i) & mask_)) {
-        Move(j, i);
+        std::copy(At(j), At(j) + stride_, At(i));
         i = j;
       }
     }
-    slots_[i] = 0;
+    At(i)[0] = 0;
     --size_;
   }
 
  private:
-  bool KeyEq(size_t i, const uint64_t* key) const noexcept {
-    const uint64_t* k = keys_.data() + i * w_;
+  uint64_t* At(size_t i) { return &table_[i * stride_]; }
+  bool KeyEq(const uint64_t* e, const uint64_t* key) const noexcept {
     for (int n = 0; n < w_; ++n) {
-      if (k[n] != key[n]) return false;
+      if (e[2 + n] != key[n]) return false;
     }
     return true;
   }
   void Place(const uint64_t* key, uint64_t h, uint32_t value) {
     size_t i = h & mask_;
-    while (slots_[i] != 0) i = (i + 1) & mask_;
-    slots_[i] = (h & 0xffffffff00000000ull) | (uint64_t{value} + 1);
-    hashes_[i] = h;
-    std::copy(key, key + w_, keys_.begin() + static_cast<ptrdiff_t>(i * w_));
-  }
-  void Move(size_t from, size_t to) {
-    slots_[to] = slots_[from];
-    hashes_[to] = hashes_[from];
-    std::copy(keys_.begin() + static_cast<ptrdiff_t>(from * w_),
-              keys_.begin() + static_cast<ptrdiff_t>((from + 1) * w_),
-              keys_.begin() + static_cast<ptrdiff_t>(to * w_));
-    slots_[from] = 0;
+    while (At(i)[0] != 0) i = (i + 1) & mask_;
+    uint64_t* e = At(i);
+    e[0] = (h & 0xffffffff00000000ull) | (uint64_t{value} + 1);
+    e[1] = h;
+    std::copy(key, key + w_, e + 2);
   }
   void Rehash(size_t capacity) {
-    std::vector<uint64_t> slots = std::move(slots_), hashes = std::move(hashes_),
-                          keys = std::move(keys_);
-    slots_.assign(capacity, 0);
-    hashes_.assign(capacity, 0);
-    keys_.assign(capacity * w_, 0);
+    std::vector<uint64_t> old = std::move(table_);
+    const size_t old_capacity = capacity_;
+    table_.assign(capacity * stride_, 0);
+    capacity_ = capacity;
     mask_ = capacity - 1;
-    for (size_t i = 0; i < slots.size(); ++i) {
-      if (slots[i] != 0) {
-        Place(keys.data() + i * w_, hashes[i], static_cast<uint32_t>(slots[i]) - 1);
-      }
+    for (size_t i = 0; i < old_capacity; ++i) {
+      const uint64_t* e = &old[i * stride_];
+      if (e[0] != 0) Place(e + 2, e[1], static_cast<uint32_t>(e[0]) - 1);
     }
   }
 
   int w_;
+  size_t stride_;
   size_t size_ = 0;
+  size_t capacity_ = 0;
   size_t mask_ = 0;
-  std::vector<uint64_t> slots_;   // 0 empty; else hash tag (high 32 bits) | value + 1
-  std::vector<uint64_t> hashes_;  // full hash per slot, for rehash and backward shift
-  std::vector<uint64_t> keys_;    // w_ words per slot
+  std::vector<uint64_t> table_;
 };
 
 struct RangeCheck {
@@ -132,11 +127,29 @@ struct BucketRule {
   std::vector<RangeCheck> ranges;
 };
 
+// A rule compiled against the key layout.
+struct CompiledRule {
+  std::vector<uint64_t> mask;
+  std::vector<uint64_t> value;  // already masked
+  uint32_t required = 0;
+  BucketRule rule;
+};
+
+// What a lookup needs of a bucket's best rule, kept contiguous per tuple: one cache line read
+// settles the common bucket of a single rule without ranges.
+struct BucketHot {
+  int32_t priority = 0;
+  uint32_t id = 0;
+  uint64_t seq = 0;
+  bool simple = false;  // exactly one rule, no range checks
+};
+
 struct Tuple {
   std::vector<uint64_t> mask;
   uint32_t required = 0;
   WordKeyIndex index;  // masked key -> bucket id
   std::vector<std::vector<BucketRule>> buckets;
+  std::vector<BucketHot> hot;  // parallel to buckets
   std::vector<uint32_t> free_buckets;
   std::map<int32_t, uint32_t> priorities;  // priority -> rule count, for max after removals
   int32_t max_priority = 0;
@@ -147,71 +160,168 @@ struct RuleLoc {
   std::vector<uint64_t> key;
 };
 
-class TupleSpaceClassifier final : public Classifier {
- public:
-  explicit TupleSpaceClassifier(std::vector<KeyField> keys) : keys_(std::move(keys)) {
-    for (const KeyField& k : keys_) {
-      word_off_.push_back(static_cast<uint8_t>(words_));
-      const int w = flowtables::GetFieldInfo(k.field).width_bits > 64 ? 2 : 1;
-      nwords_.push_back(static_cast<uint8_t>(w));
-      words_ += w;
+// The best rule found so far.
+struct Best {
+  bool found = false;
+  int32_t priority = 0;
+  uint64_t seq = 0;
+  uint32_t id = kNoRule;
+
+  void Offer(int32_t priority_, uint64_t seq_, uint32_t id_, bool bucket_tie, bool& tie) {
+    if (!found || priority_ > priority) {
+      *this = {true, priority_, seq_, id_};
+      tie = bucket_tie;
+    } else if (priority_ == priority) {
+      tie = true;
+      if (seq_ < seq) *this = {true, priority_, seq_, id_};
     }
   }
+};
 
-  absl::Status Insert(uint32_t id, int32_t priority, std::span<const FieldMatch> match) override;
-  absl::Status Remove(uint32_t id) override;
-  LookupResult Lookup(const PacketFields& f) const noexcept override;
-  size_t size() const override { return rules_.size(); }
+bool RangesOk(const BucketRule& r, const uint64_t* key) noexcept {
+  for (const RangeCheck& c : r.ranges) {
+    const U128 v = c.words == 2 ? U128{key[c.word], key[c.word + 1]} : U128::Of(key[c.word]);
+    if (v < c.lo || c.hi < v) return false;
+  }
+  return true;
+}
 
-  TupleSpaceStats Stats() const {
-    TupleSpaceStats s{order_.size(), rules_.size(), 0};
+// The tuples of one partition (see TupleSpaceClassifier).
+class TupleSpace {
+ public:
+  explicit TupleSpace(int words) : words_(words) {}
+
+  /// Both return the index of the rule's tuple (stable for the classifier's lifetime).
+  uint32_t Insert(CompiledRule r);
+  uint32_t Remove(uint32_t id);
+  bool empty() const { return rules_.empty(); }
+  // Improves `best` (and `tie`) with this partition's rules; see classifier.h for the order.
+  // Only tuples whose bit (index, capped at 63) is set in `allowed` are probed.
+  void Lookup(const uint64_t* key, uint32_t present, uint64_t allowed, Best& best,
+              bool& tie) const noexcept;
+  void AddStats(TupleSpaceStats& s) const {
+    s.tuples += order_.size();
     for (const Tuple& t : tuples_) {
       for (const auto& bucket : t.buckets) {
         for (const BucketRule& r : bucket) s.range_checked_rules += r.ranges.empty() ? 0 : 1;
       }
     }
-    return s;
   }
 
  private:
-  void Extract(const PacketFields& f, uint64_t* key) const noexcept {
-    for (size_t i = 0; i < keys_.size(); ++i) {
-      const U128 v = f.get(keys_[i].field);
-      if (nwords_[i] == 2) {
-        key[word_off_[i]] = v.hi;
-        key[word_off_[i] + 1] = v.lo;
-      } else {
-        key[word_off_[i]] = v.lo;
-      }
-    }
-  }
-  void Store(U128 v, int i, uint64_t* out) const {
-    if (nwords_[i] == 2) {
-      out[word_off_[i]] = v.hi;
-      out[word_off_[i] + 1] = v.lo;
-    } else {
-      out[word_off_[i]] = v.lo;
-    }
-  }
-  static bool RangesOk(const BucketRule& r, const uint64_t* key) noexcept {
-    for (const RangeCheck& c : r.ranges) {
-      const U128 v = c.words == 2 ? U128{key[c.word], key[c.word + 1]} : U128::Of(key[c.word]);
-      if (v < c.lo || c.hi < v) return false;
-    }
-    return true;
-  }
   void Reorder();
+  static void Summarize(Tuple& t, uint32_t b) {
+    const std::vector<BucketRule>& rules = t.buckets[b];
+    if (rules.empty()) return;
+    t.hot[b] = {rules[0].priority, rules[0].id, rules[0].seq,
+                rules.size() == 1 && rules[0].ranges.empty()};
+  }
 
-  std::vector<KeyField> keys_;
-  std::vector<uint8_t> word_off_;
-  std::vector<uint8_t> nwords_;
-  int words_ = 0;
+  int words_;
   std::vector<Tuple> tuples_;
   std::map<std::vector<uint64_t>, uint32_t> tuple_index_;  // mask + required -> tuple
   std::vector<uint32_t> order_;                            // non-empty tuples, max priority desc
   absl::flat_hash_map<uint32_t, RuleLoc> rules_;
-  uint64_t next_seq_ = 0;
 };
+
+uint32_t TupleSpace::Insert(CompiledRule r) {
+  std::vector<uint64_t> sig = r.mask;
+  sig.push_back(r.required);
+  auto [it, fresh] = tuple_index_.try_emplace(std::move(sig), tuples_.size());
+  if (fresh) {
+    tuples_.push_back(Tuple{r.mask, r.required, WordKeyIndex(words_), {}, {}, {}, {}, 0});
+  }
+  Tuple& t = tuples_[it->second];
+  const uint64_t h = HashWords(r.value.data(), r.value.size());
+  uint32_t b = t.index.Find(r.value.data(), h);
+  if (b == WordKeyIndex::kNone) {
+    if (!t.free_buckets.empty()) {
+      b = t.free_buckets.back();
+      t.free_buckets.pop_back();
+    } else {
+      b = static_cast<uint32_t>(t.buckets.size());
+      t.buckets.emplace_back();
+      t.hot.emplace_back();
+    }
+    t.index.Insert(r.value.data(), h, b);
+  }
+  std::vector<BucketRule>& bucket = t.buckets[b];
+  const int32_t priority = r.rule.priority;
+  auto pos = std::find_if(bucket.begin(), bucket.end(),
+                          [&](const BucketRule& x) { return x.priority < priority; });
+  const uint32_t id = r.rule.id;
+  bucket.insert(pos, std::move(r.rule));
+  Summarize(t, b);
+  ++t.priorities[priority];
+  rules_.emplace(id, RuleLoc{it->second, std::move(r.value)});
+  Reorder();
+  return it->second;
+}
+
+uint32_t TupleSpace::Remove(uint32_t id) {
+  auto it = rules_.find(id);
+  const uint32_t tuple = it->second.tuple;
+  Tuple& t = tuples_[tuple];
+  const std::vector<uint64_t>& key = it->second.key;
+  const uint64_t h = HashWords(key.data(), key.size());
+  const uint32_t b = t.index.Find(key.data(), h);
+  std::vector<BucketRule>& bucket = t.buckets[b];
+  auto r =
+      std::find_if(bucket.begin(), bucket.end(), [&](const BucketRule& x) { return x.id == id; });
+  if (--t.priorities[r->priority] == 0) t.priorities.erase(r->priority);
+  bucket.erase(r);
+  if (bucket.empty()) {
+    t.index.Erase(key.data(), h);
+    t.free_buckets.push_back(b);
+  } else {
+    Summarize(t, b);
+  }
+  rules_.erase(it);
+  Reorder();
+  return tuple;
+}
+
+void TupleSpace::Reorder() {
+  order_.clear();
+  for (uint32_t i = 0; i < tuples_.size(); ++i) {
+    Tuple& t = tuples_[i];
+    if (t.priorities.empty()) continue;
+    t.max_priority = t.priorities.rbegin()->first;
+    order_.push_back(i);
+  }
+  std::stable_sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) {
+    return tuples_[a].max_priority > tuples_[b].max_priority;
+  });
+}
+
+void TupleSpace::Lookup(const uint64_t* key, uint32_t present, uint64_t allowed, Best& best,
+                        bool& tie) const noexcept {
+  std::array<uint64_t, kMaxKeyWords> masked;
+  for (uint32_t ti : order_) {
+    const Tuple& t = tuples_[ti];
+    if (best.found && t.max_priority < best.priority) break;
+    if (!((allowed >> std::min<uint32_t>(ti, 63)) & 1)) continue;
+    if ((present & t.required) != t.required) continue;
+    for (int w = 0; w < words_; ++w) masked[w] = key[w] & t.mask[w];
+    const uint32_t b = t.index.Find(masked.data(), HashWords(masked.data(), words_));
+    if (b == WordKeyIndex::kNone) continue;
+    const BucketHot& hot = t.hot[b];
+    if (hot.simple) {
+      best.Offer(hot.priority, hot.seq, hot.id, false, tie);
+      continue;
+    }
+    const std::vector<BucketRule>& bucket = t.buckets[b];
+    size_t i = 0;
+    while (i < bucket.size() && !RangesOk(bucket[i], key)) ++i;
+    if (i == bucket.size()) continue;
+    const BucketRule& cand = bucket[i];
+    bool bucket_tie = false;
+    for (size_t j = i + 1; j < bucket.size() && bucket[j].priority == cand.priority; ++j) {
+      bucket_tie = bucket_tie || RangesOk(bucket[j], key);
+    }
+    best.Offer(cand.priority, cand.seq, cand.id, bucket_tie, tie);
+  }
+}
 
 // A range that is one value is exact; an aligned power-of-two block is a prefix. Returns false
 // when the range needs a per-rule check.
@@ -225,22 +335,99 @@ bool RangeAsMask(const RangeMatch& r, int width, U128& value, U128& mask) {
   return true;
 }
 
-absl::Status TupleSpaceClassifier::Insert(uint32_t id, int32_t priority,
-                                          std::span<const FieldMatch> match) {
-  std::vector<int> idx;
-  if (absl::Status s = CheckMatch(keys_, match, &idx); !s.ok()) return s;
-  if (rules_.contains(id)) return absl::AlreadyExistsError(absl::StrCat("rule ", id, " exists"));
-  std::vector<uint64_t> mask(words_, 0);
-  std::vector<uint64_t> value(words_, 0);
-  BucketRule rule{priority, next_seq_++, id, {}};
-  uint32_t required = 0;
+// Which tuples hold rules of one partition value (or of the wildcard partition), so a lookup
+// probes only those. Tuple indices past 63 share bit 63.
+struct TupleSet {
+  uint64_t mask = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> counts;  // tuple -> rules, to clear bits on removal
+
+  void Add(uint32_t tuple) {
+    auto it = std::find_if(counts.begin(), counts.end(), [&](auto& c) { return c.first == tuple; });
+    if (it == counts.end()) {
+      counts.push_back({tuple, 1});
+    } else {
+      ++it->second;
+    }
+    mask |= Bit(tuple);
+  }
+  void Remove(uint32_t tuple) {
+    auto it = std::find_if(counts.begin(), counts.end(), [&](auto& c) { return c.first == tuple; });
+    if (--it->second == 0) counts.erase(it);
+    mask = 0;
+    for (const auto& c : counts) mask |= Bit(c.first);
+  }
+  static uint64_t Bit(uint32_t tuple) { return 1ull << std::min<uint32_t>(tuple, 63); }
+};
+
+// One TupleSpace; when the schema has an exact key of at most 64 bits, the tuples are pruned per
+// packet by that key's value (see "Partitioning" in classifier.h).
+class TupleSpaceClassifier final : public Classifier {
+ public:
+  explicit TupleSpaceClassifier(std::vector<KeyField> keys) : keys_(std::move(keys)), space_(0) {
+    for (size_t i = 0; i < keys_.size(); ++i) {
+      const int width = flowtables::GetFieldInfo(keys_[i].field).width_bits;
+      word_off_.push_back(static_cast<uint8_t>(words_));
+      nwords_.push_back(static_cast<uint8_t>(width > 64 ? 2 : 1));
+      words_ += nwords_.back();
+      if (part_ < 0 && keys_[i].kind == flowtables::MatchKind::kExact && width <= 64) {
+        part_ = static_cast<int>(i);
+      }
+    }
+    space_ = TupleSpace(words_);
+  }
+
+  absl::Status Insert(uint32_t id, int32_t priority, std::span<const FieldMatch> match) override;
+  absl::Status Remove(uint32_t id) override;
+  LookupResult Lookup(const PacketFields& f) const noexcept override;
+  size_t size() const override { return where_.size(); }
+
+  TupleSpaceStats Stats() const {
+    TupleSpaceStats s{0, where_.size(), 0, parts_.size()};
+    space_.AddStats(s);
+    return s;
+  }
+
+ private:
+  void Extract(const PacketFields& f, uint64_t* key) const noexcept {
+    for (size_t i = 0; i < keys_.size(); ++i) Store(f.get(keys_[i].field), i, key);
+  }
+  void Store(U128 v, size_t i, uint64_t* out) const noexcept {
+    if (nwords_[i] == 2) {
+      out[word_off_[i]] = v.hi;
+      out[word_off_[i] + 1] = v.lo;
+    } else {
+      out[word_off_[i]] = v.lo;
+    }
+  }
+  CompiledRule Compile(uint32_t id, int32_t priority, std::span<const FieldMatch> match,
+                       const std::vector<int>& idx, std::optional<uint64_t>& part_value);
+
+  std::vector<KeyField> keys_;
+  std::vector<uint8_t> word_off_;
+  std::vector<uint8_t> nwords_;
+  int words_ = 0;
+  int part_ = -1;  // key index partitioned on, -1 none
+  TupleSpace space_;
+  TupleSet wild_;                                  // rules not mentioning the partition key
+  absl::flat_hash_map<uint64_t, TupleSet> parts_;  // partition value -> its tuples
+  absl::flat_hash_map<uint32_t, std::optional<uint64_t>> where_;  // rule -> its partition
+  uint64_t next_seq_ = 0;
+};
+
+CompiledRule TupleSpaceClassifier::Compile(uint32_t id, int32_t priority,
+                                           std::span<const FieldMatch> match,
+                                           const std::vector<int>& idx,
+                                           std::optional<uint64_t>& part_value) {
+  CompiledRule c{std::vector<uint64_t>(words_, 0), std::vector<uint64_t>(words_, 0), 0,
+                 BucketRule{priority, next_seq_++, id, {}}};
   for (size_t m = 0; m < match.size(); ++m) {
-    const int i = idx[m];
+    const auto i = static_cast<size_t>(idx[m]);
     const int width = flowtables::GetFieldInfo(match[m].field).width_bits;
-    required |= FieldBit(match[m].field);
+    c.required |= FieldBit(match[m].field);
     U128 v{}, k{};
     if (const auto* e = std::get_if<ExactMatch>(&match[m].value)) {
       v = e->value, k = LowOnes(width);
+      if (static_cast<int>(i) == part_) part_value = v.lo;
     } else if (const auto* t = std::get_if<TernaryMatch>(&match[m].value)) {
       v = t->value & t->mask, k = t->mask & LowOnes(width);
     } else if (const auto* l = std::get_if<LpmMatch>(&match[m].value)) {
@@ -248,105 +435,59 @@ absl::Status TupleSpaceClassifier::Insert(uint32_t id, int32_t priority,
     } else {
       const auto& r = std::get<RangeMatch>(match[m].value);
       if (!RangeAsMask(r, width, v, k)) {
-        rule.ranges.push_back({word_off_[i], nwords_[i], r.lo, r.hi});
+        c.rule.ranges.push_back({word_off_[i], nwords_[i], r.lo, r.hi});
         v = k = U128{};
       }
     }
-    Store(v & k, i, value.data());
-    Store(k, i, mask.data());
+    Store(v & k, i, c.value.data());
+    Store(k, i, c.mask.data());
   }
-  std::vector<uint64_t> sig = mask;
-  sig.push_back(required);
-  auto [it, fresh] = tuple_index_.try_emplace(std::move(sig), tuples_.size());
-  if (fresh) tuples_.push_back(Tuple{mask, required, WordKeyIndex(words_), {}, {}, {}, 0});
-  Tuple& t = tuples_[it->second];
-  const uint64_t h = HashWords(value.data(), value.size());
-  uint32_t b = t.index.Find(value.data(), h);
-  if (b == WordKeyIndex::kNone) {
-    if (!t.free_buckets.empty()) {
-      b = t.free_buckets.back();
-      t.free_buckets.pop_back();
-    } else {
-      b = static_cast<uint32_t>(t.buckets.size());
-      t.buckets.emplace_back();
-    }
-    t.index.Insert(value.data(), h, b);
-  }
-  std::vector<BucketRule>& bucket = t.buckets[b];
-  auto pos = std::find_if(bucket.begin(), bucket.end(),
-                          [&](const BucketRule& x) { return x.priority < priority; });
-  bucket.insert(pos, std::move(rule));
-  ++t.priorities[priority];
-  rules_.emplace(id, RuleLoc{it->second, std::move(value)});
-  Reorder();
+  return c;
+}
+
+absl::Status TupleSpaceClassifier::Insert(uint32_t id, int32_t priority,
+                                          std::span<const FieldMatch> match) {
+  std::vector<int> idx;
+  if (absl::Status s = CheckMatch(keys_, match, &idx); !s.ok()) return s;
+  if (where_.contains(id)) return absl::AlreadyExistsError(absl::StrCat("rule ", id, " exists"));
+  std::optional<uint64_t> part_value;
+  const uint32_t tuple = space_.Insert(Compile(id, priority, match, idx, part_value));
+  (part_value ? parts_[*part_value] : wild_).Add(tuple);
+  where_.emplace(id, part_value);
   return absl::OkStatus();
 }
 
 absl::Status TupleSpaceClassifier::Remove(uint32_t id) {
-  auto it = rules_.find(id);
-  if (it == rules_.end()) return absl::NotFoundError(absl::StrCat("rule ", id, " not found"));
-  Tuple& t = tuples_[it->second.tuple];
-  const std::vector<uint64_t>& key = it->second.key;
-  const uint64_t h = HashWords(key.data(), key.size());
-  const uint32_t b = t.index.Find(key.data(), h);
-  std::vector<BucketRule>& bucket = t.buckets[b];
-  auto r =
-      std::find_if(bucket.begin(), bucket.end(), [&](const BucketRule& x) { return x.id == id; });
-  if (--t.priorities[r->priority] == 0) t.priorities.erase(r->priority);
-  bucket.erase(r);
-  if (bucket.empty()) {
-    t.index.Erase(key.data(), h);
-    t.free_buckets.push_back(b);
+  auto it = where_.find(id);
+  if (it == where_.end()) return absl::NotFoundError(absl::StrCat("rule ", id, " not found"));
+  const uint32_t tuple = space_.Remove(id);
+  if (it->second) {
+    auto part = parts_.find(*it->second);
+    part->second.Remove(tuple);
+    if (part->second.counts.empty()) parts_.erase(part);
+  } else {
+    wild_.Remove(tuple);
   }
-  rules_.erase(it);
-  Reorder();
+  where_.erase(it);
   return absl::OkStatus();
-}
-
-void TupleSpaceClassifier::Reorder() {
-  order_.clear();
-  for (uint32_t i = 0; i < tuples_.size(); ++i) {
-    Tuple& t = tuples_[i];
-    if (t.priorities.empty()) continue;
-    t.max_priority = t.priorities.rbegin()->first;
-    order_.push_back(i);
-  }
-  std::stable_sort(order_.begin(), order_.end(), [&](uint32_t a, uint32_t b) {
-    return tuples_[a].max_priority > tuples_[b].max_priority;
-  });
 }
 
 LookupResult TupleSpaceClassifier::Lookup(const PacketFields& f) const noexcept {
   std::array<uint64_t, kMaxKeyWords> key;
-  std::array<uint64_t, kMaxKeyWords> masked;
   Extract(f, key.data());
-  const BucketRule* best = nullptr;
-  bool tie = false;
-  for (uint32_t ti : order_) {
-    const Tuple& t = tuples_[ti];
-    if (best && t.max_priority < best->priority) break;
-    if ((f.present & t.required) != t.required) continue;
-    for (int w = 0; w < words_; ++w) masked[w] = key[w] & t.mask[w];
-    const uint32_t b = t.index.Find(masked.data(), HashWords(masked.data(), words_));
-    if (b == WordKeyIndex::kNone) continue;
-    const std::vector<BucketRule>& bucket = t.buckets[b];
-    size_t i = 0;
-    while (i < bucket.size() && !RangesOk(bucket[i], key.data())) ++i;
-    if (i == bucket.size()) continue;
-    const BucketRule* cand = &bucket[i];
-    bool bucket_tie = false;
-    for (size_t j = i + 1; j < bucket.size() && bucket[j].priority == cand->priority; ++j) {
-      bucket_tie = bucket_tie || RangesOk(bucket[j], key.data());
-    }
-    if (!best || cand->priority > best->priority) {
-      best = cand;
-      tie = bucket_tie;
-    } else if (cand->priority == best->priority) {
-      tie = true;
-      if (cand->seq < best->seq) best = cand;
+  uint64_t allowed = ~0ull;
+  if (part_ >= 0) {
+    allowed = wild_.mask;
+    if (f.has(keys_[part_].field)) {
+      if (auto it = parts_.find(key[word_off_[part_]]); it != parts_.end()) {
+        allowed |= it->second.mask;
+      }
     }
   }
-  return {best ? best->id : kNoRule, tie};
+  Best best;
+  bool tie = false;
+  if (allowed) space_.Lookup(key.data(), f.present, allowed, best, tie);
+  return {best.id, tie};
 }
 
 }  // namespace
@@ -357,7 +498,7 @@ std::unique_ptr<Classifier> MakeTupleSpaceClassifier(std::vector<KeyField> keys)
 
 TupleSpaceStats GetTupleSpaceStats(const Classifier& c) {
   if (const auto* t = dynamic_cast<const TupleSpaceClassifier*>(&c)) return t->Stats();
-  return {0, c.size(), 0};
+  return {0, c.size(), 0, 0};
 }
 
 }  // namespace nicflow::sim

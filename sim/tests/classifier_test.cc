@@ -100,6 +100,45 @@ TEST(Classifier, TupleSpaceAgreesWithLinearOnRandomRulesAndPackets) {
   EXPECT_GT(hits, cases / 4) << "the generator must produce real matches";
 }
 
+TEST(Classifier, PartitionsOnTheExactSetTagAndStillAgreesWithLinear) {
+  const std::vector<ft::KeyField> keys = {{F::kMetaDstSet, K::kExact},
+                                          {F::kIpProto, K::kTernary},
+                                          {F::kL4Dst, K::kRange},
+                                          {F::kMetaPeerBits, K::kTernary}};
+  std::mt19937_64 rng(5);
+  auto tss = MakeTupleSpaceClassifier(keys);
+  auto lin = MakeLinearClassifier(keys);
+  for (uint32_t i = 0; i < 600; ++i) {
+    std::vector<ft::FieldMatch> m;
+    if (rng() % 10) m.push_back(Exact(F::kMetaDstSet, 1 + rng() % 20));
+    if (rng() % 2) m.push_back(Ternary(F::kIpProto, rng() % 2 ? 6 : 17, 0xff));
+    uint16_t a = static_cast<uint16_t>(rng() % 16), b = static_cast<uint16_t>(rng() % 16);
+    if (a > b) std::swap(a, b);
+    m.push_back(Range(F::kL4Dst, a, b));
+    const uint64_t bit = 1ull << (rng() % 4);
+    m.push_back(Ternary(F::kMetaPeerBits, bit, bit));
+    const auto prio = static_cast<int32_t>(rng() % 100000);
+    ASSERT_TRUE(tss->Insert(i, prio, m).ok());
+    ASSERT_TRUE(lin->Insert(i, prio, m).ok());
+  }
+  for (uint32_t i = 0; i < 600; i += 5) {
+    ASSERT_TRUE(tss->Remove(i).ok());
+    ASSERT_TRUE(lin->Remove(i).ok());
+  }
+  EXPECT_GT(GetTupleSpaceStats(*tss).partitions, 10u);
+  size_t hits = 0;
+  for (int p = 0; p < 5000; ++p) {
+    PacketFields f = V4Packet(1, 2, rng() % 2 ? 6 : 17, 1, static_cast<uint16_t>(rng() % 16));
+    f.set(F::kMetaDstSet, U128::Of(rng() % 22));
+    f.set(F::kMetaPeerBits, U128::Of(rng() % 16));
+    const LookupResult a = tss->Lookup(f), b = lin->Lookup(f);
+    ASSERT_EQ(a.rule, b.rule) << p;
+    ASSERT_EQ(a.tie, b.tie) << p;
+    hits += a.rule != kNoRule;
+  }
+  EXPECT_GT(hits, 1000u);
+}
+
 TEST(Classifier, HighestPriorityWinsAcrossTuples) {
   auto c = MakeTupleSpaceClassifier(PolicyKeys());
   ASSERT_TRUE(c->Insert(1, 10, std::vector{testing::Lpm(F::kIpv4Src, "10.0.0.0/8")}).ok());

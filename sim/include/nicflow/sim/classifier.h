@@ -28,9 +28,17 @@
 //   (e.g. the port ranges of one policy rule set), which compiled policies keep short.
 // * Presence: a mentioned field the packet does not carry never matches (ir.h), so each tuple
 //   records the fields it requires and is skipped when the packet lacks one.
+// * Partitioning (OVS tags subtables by metadata partition the same way): when the schema has
+//   an exact key of at most 64 bits, each value of it records which tuples hold its rules (a
+//   64-bit tuple mask), and a lookup probes only the tuples of the packet's value plus those of
+//   rules that leave the key wildcarded. The policy rule tables key on the policy-set tag first,
+//   so a lookup probes the 1-3 tuples of one pod's policy set instead of every tuple of every set
+//   (19 on 2,000 synthetic sets). Cost: one more hash probe per lookup, a mask per value. A first
+//   version gave every value its own tuple space; with thousands of values that scattered the
+//   tables over memory and was slower than no partitioning at all.
 //
 // Invariants: rule ids are unique; within a bucket rules are sorted by (priority desc, seq asc);
-// `order_` lists non-empty tuples by max priority desc.
+// each partition lists its non-empty tuples by max priority desc; empty partitions are removed.
 //
 // Thread-safety: Lookup() is const and safe to call concurrently; Insert/Remove need exclusive
 // access.
@@ -82,9 +90,10 @@ std::unique_ptr<Classifier> MakeTupleSpaceClassifier(std::vector<flowtables::Key
 
 /// Statistics of a tuple space classifier (for dumps and the benchmark).
 struct TupleSpaceStats {
-  size_t tuples = 0;
+  size_t tuples = 0;  ///< summed over partitions
   size_t rules = 0;
   size_t range_checked_rules = 0;
+  size_t partitions = 0;
 };
 TupleSpaceStats GetTupleSpaceStats(const Classifier& c);
 
