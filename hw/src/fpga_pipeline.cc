@@ -341,7 +341,8 @@ absl::Status FpgaPipeline::ProcessBatch(std::span<FpgaPacket> packets) {
     if (!stale.empty()) NICFLOW_RETURN_IF_ERROR(RevertCounters(stale_results, stale_lens));
     todo = std::move(stale);
   }
-  return absl::OkStatus();
+  // The slow path's table writes were queued; they must land before the caller's next batch.
+  return rt_->FlushCt();
 }
 
 absl::StatusOr<FpgaEntryCounters> FpgaPipeline::GetEntryCounters(std::string_view entry_key) const {
@@ -392,12 +393,15 @@ absl::Status FpgaPipeline::ClearConntrack() {
   NICFLOW_RETURN_IF_ERROR(rt_->WriteCt(0, zero));
   ct_ = std::make_unique<HostConntrack>(*rt_, options_.geometry.ct_buckets,
                                         options_.geometry.ct_connections);
-  return ct_->Reset();
+  NICFLOW_RETURN_IF_ERROR(ct_->Reset());
+  return rt_->FlushCt();
 }
 
 absl::StatusOr<size_t> FpgaPipeline::ExpireConntrack() {
   if (!ct_) return size_t{0};
-  return ct_->Expire(options_.now_ns());
+  NICFLOW_ASSIGN_OR_RETURN(size_t n, ct_->Expire(options_.now_ns()));
+  NICFLOW_RETURN_IF_ERROR(rt_->FlushCt());
+  return n;
 }
 
 }  // namespace nicflow::hw

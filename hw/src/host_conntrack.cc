@@ -98,14 +98,14 @@ absl::Status HostConntrack::WriteSlot(uint32_t at, const CtKey& key, const CtKey
   w[NF_CT_CONN] = conn;
   // Body first, the valid word last: a concurrent lookup never sees a half-written slot.
   NICFLOW_RETURN_IF_ERROR(
-      rt_.WriteCt(at + 1, std::span<const uint32_t>(w + 1, NF_CT_SLOT_WORDS - 1)));
+      rt_.WriteCtAsync(at + 1, std::span<const uint32_t>(w + 1, NF_CT_SLOT_WORDS - 1)));
   const uint32_t flags = NF_VALID | dir;
-  return rt_.WriteCt(at, {&flags, 1});
+  return rt_.WriteCtAsync(at, {&flags, 1});
 }
 
 absl::Status HostConntrack::ClearSlot(uint32_t at) {
   const uint32_t zero = 0;
-  return rt_.WriteCt(at, {&zero, 1});
+  return rt_.WriteCtAsync(at, {&zero, 1});
 }
 
 absl::StatusOr<CommitResult> HostConntrack::Commit(const CtKey& orig, const CtKey& xlate,
@@ -132,7 +132,7 @@ absl::StatusOr<CommitResult> HostConntrack::Commit(const CtKey& orig, const CtKe
        NF_CT_HDR_WORDS + s2 * NF_CT_SLOT_WORDS, true};
   uint32_t state[NF_CTS_WORDS] = {0, static_cast<uint32_t>(now_ns / kNsPerS)};
   if (proto == kTcp) state[0] = (l4_flags & 0x02) ? NF_CT_TCP_SYN_SENT : NF_CT_TCP_ESTABLISHED;
-  NICFLOW_RETURN_IF_ERROR(rt_.WriteCt(state_base_ + id * NF_CTS_WORDS, state));
+  NICFLOW_RETURN_IF_ERROR(rt_.WriteCtAsync(state_base_ + id * NF_CTS_WORDS, state));
   NICFLOW_RETURN_IF_ERROR(WriteSlot(c.orig_at, orig, xlate, 0, id));
   NICFLOW_RETURN_IF_ERROR(WriteSlot(c.reply_at, reply, ReverseKey(orig), 1, id));
   index_.emplace(orig, id << 1);
@@ -171,9 +171,9 @@ absl::Status HostConntrack::RecordAffinity(uint32_t group, const uint32_t client
   w[NF_AFF_LAST_LO] = static_cast<uint32_t>(now_ns);
   w[NF_AFF_LAST_HI] = static_cast<uint32_t>(now_ns >> 32);
   NICFLOW_RETURN_IF_ERROR(
-      rt_.WriteCt(at + 1, std::span<const uint32_t>(w + 1, NF_AFF_SLOT_WORDS - 1)));
+      rt_.WriteCtAsync(at + 1, std::span<const uint32_t>(w + 1, NF_AFF_SLOT_WORDS - 1)));
   const uint32_t flags = NF_VALID;
-  return rt_.WriteCt(at, {&flags, 1});
+  return rt_.WriteCtAsync(at, {&flags, 1});
 }
 
 absl::StatusOr<size_t> HostConntrack::Expire(uint64_t now_ns) {

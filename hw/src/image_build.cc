@@ -285,21 +285,20 @@ std::optional<std::pair<uint32_t, Unit>> TableImage::SlotOf(const Entry& e) cons
 
 std::optional<std::pair<std::string, std::string>> TableImage::GroupBucketOf(
     uint32_t index, uint32_t bucket) const {
-  for (const auto& [name, gp] : s_->groups) {
-    if (gp.index != index) continue;
-    if (bucket >= gp.group.buckets.size()) return std::nullopt;
-    return std::make_pair(name, gp.group.buckets[bucket].label);
-  }
-  return std::nullopt;
+  const auto& by = s_->group_by_index;
+  if (index >= by.size() || by[index] == nullptr) return std::nullopt;
+  const GroupPlace& gp = *by[index];
+  if (bucket >= gp.group.buckets.size()) return std::nullopt;
+  return std::make_pair(gp.group.name, gp.group.buckets[bucket].label);
 }
 
 uint64_t TableImage::BucketLabelHash(uint32_t index, uint32_t bucket) const {
-  for (const auto& [name, gp] : s_->groups) {
-    if (gp.index != index || bucket >= gp.group.buckets.size()) continue;
-    const uint32_t at = s_->maglev_base + gp.lookup_off + bucket * NF_BUCKET_WORDS;
-    return uint64_t{s_->w[at + NF_BK_LABEL_HI]} << 32 | s_->w[at + NF_BK_LABEL_LO];
-  }
-  return 0;
+  const auto& by = s_->group_by_index;
+  if (index >= by.size() || by[index] == nullptr) return 0;
+  const GroupPlace& gp = *by[index];
+  if (bucket >= gp.group.buckets.size()) return 0;
+  const uint32_t at = s_->maglev_base + gp.lookup_off + bucket * NF_BUCKET_WORDS;
+  return uint64_t{s_->w[at + NF_BK_LABEL_HI]} << 32 | s_->w[at + NF_BK_LABEL_LO];
 }
 
 TableImage::UnitUse TableImage::UseOf(flowtables::TableId t) const {

@@ -89,7 +89,9 @@ absl::Status TableImage::State::AddGroup(const SelectGroup& g) {
   Set(d + NF_GD_SIZE, static_cast<uint32_t>(lookup.size()));
   Set(d + NF_GD_AFFINITY_S, g.affinity_timeout_s.value_or(0));
   Set(d + NF_GD_FLAGS, NF_VALID);
-  groups.emplace(g.name, std::move(gp));
+  auto [it, inserted] = groups.emplace(g.name, std::move(gp));
+  if (group_by_index.size() <= it->second.index) group_by_index.resize(it->second.index + 1);
+  group_by_index[it->second.index] = &it->second;
   return absl::OkStatus();
 }
 
@@ -102,6 +104,7 @@ absl::Status TableImage::State::DeleteGroup(const SelectGroup& g) {
   for (auto s = gp.bucket_slots.rbegin(); s != gp.bucket_slots.rend(); ++s) FreeSlot(*s);
   FreeMaglev(gp.lookup_off, gp.lookup_size);
   group_free.push_back(gp.index);
+  group_by_index[gp.index] = nullptr;
   groups.erase(it);
   return absl::OkStatus();
 }
@@ -115,7 +118,7 @@ absl::Status TableImage::State::ModifyGroup(const SelectGroup& g) {
   groups.erase(it);
   SelectGroup renamed = g;
   if (absl::Status st = AddGroup(renamed); !st.ok()) {
-    groups.emplace(g.name, old);
+    group_by_index[old.index] = &groups.emplace(g.name, old).first->second;
     return st;
   }
   GroupPlace& fresh = groups.at(g.name);
@@ -124,7 +127,9 @@ absl::Status TableImage::State::ModifyGroup(const SelectGroup& g) {
   for (uint32_t i = 0; i < NF_GROUP_DESC_WORDS; ++i) Set(od + i, w[fd + i]);
   Zero(fd, NF_GROUP_DESC_WORDS);
   group_free.push_back(fresh.index);
+  group_by_index[fresh.index] = nullptr;
   fresh.index = old.index;
+  group_by_index[old.index] = &fresh;
   Zero(maglev_base + old.lookup_off, old.lookup_size);
   for (auto s = old.bucket_slots.rbegin(); s != old.bucket_slots.rend(); ++s) FreeSlot(*s);
   FreeMaglev(old.lookup_off, old.lookup_size);

@@ -68,6 +68,7 @@ struct TableImage::State {
   std::vector<TableLayout> tables;
   absl::flat_hash_map<std::string, EntryPlace> entries;  // by EntryKey
   std::map<std::string, GroupPlace, std::less<>> groups;
+  std::vector<const GroupPlace*> group_by_index;  // descriptor index -> group (nullptr: free)
 
   uint32_t action_base = 0;
   std::vector<uint32_t> action_free;  // LIFO

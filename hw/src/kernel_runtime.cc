@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstring>
+#include <deque>
 #include <fstream>
 #include <iterator>
 
@@ -156,6 +157,7 @@ struct KernelRuntime::Impl {
   size_t frames_cap = 0, packets_cap = 0;
   uint32_t active = 0;
   std::vector<uint32_t> desc_host;
+  std::deque<std::vector<uint32_t>> staging;  // words of queued non-blocking writes
   std::vector<uint8_t> frames_host;
 
   absl::StatusOr<ClMem> Buffer(size_t bytes, cl_mem_flags flags) {
@@ -317,6 +319,24 @@ absl::Status KernelRuntime::WriteCt(uint32_t at, std::span<const uint32_t> words
   if (at + words.size() > impl_->ct_words) return absl::OutOfRangeError("fpga: ct write past end");
   return impl_->Write(impl_->ct, size_t{at} * 4, words.data(), words.size_bytes());
 }
+absl::Status KernelRuntime::WriteCtAsync(uint32_t at, std::span<const uint32_t> words) {
+  Impl& m = *impl_;
+  if (at + words.size() > m.ct_words) return absl::OutOfRangeError("fpga: ct write past end");
+  m.staging.emplace_back(words.begin(), words.end());
+  return ClCheck(
+      clEnqueueWriteBuffer(m.queue.get(), m.ct.get(), CL_FALSE, size_t{at} * 4, words.size_bytes(),
+                           m.staging.back().data(), 0, nullptr, nullptr),
+      "clEnqueueWriteBuffer(ct)");
+}
+
+absl::Status KernelRuntime::FlushCt() {
+  Impl& m = *impl_;
+  if (m.staging.empty()) return absl::OkStatus();
+  NICFLOW_RETURN_IF_ERROR(ClCheck(clFinish(m.queue.get()), "clFinish"));
+  m.staging.clear();
+  return absl::OkStatus();
+}
+
 absl::Status KernelRuntime::ReadCt(uint32_t at, std::span<uint32_t> out) {
   if (at + out.size() > impl_->ct_words) return absl::OutOfRangeError("fpga: ct read past end");
   return impl_->Read(impl_->ct, size_t{at} * 4, out.data(), out.size_bytes());

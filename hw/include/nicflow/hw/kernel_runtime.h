@@ -79,8 +79,12 @@ class KernelRuntime {
                          uint32_t counter_words);
   /// Double-buffered update with the ranges of `image` (the host mirror) that changed.
   absl::Status UpdateImage(std::span<const uint32_t> image, std::span<const WordRange> dirty);
-  /// Writes words of the connection table.
+  /// Writes words of the connection table (blocking).
   absl::Status WriteCt(uint32_t at, std::span<const uint32_t> words);
+  /// Queues a write of the connection table without waiting (the words are copied); it lands
+  /// before the next kernel launch (the queue is in order). FlushCt() waits for all of them.
+  absl::Status WriteCtAsync(uint32_t at, std::span<const uint32_t> words);
+  absl::Status FlushCt();
   absl::Status ReadCt(uint32_t at, std::span<uint32_t> out);
   absl::Status WriteCounters(uint32_t at, std::span<const uint32_t> words);
   absl::Status ReadCounters(std::span<uint32_t> out);
