@@ -183,6 +183,33 @@ TEST_F(DaemonKubeletTest, GetPreferredAllocationKeepsNumaAlignment) {
               ElementsAre(env_.sysfs().VfAddress(kPf0, 1), env_.sysfs().VfAddress(kPf0, 0)));
 }
 
+TEST(DaemonTopologyTest, PfWithVfsOnTwoNumaNodesAdvertisesEachVfsNode) {
+  PluginEnv env;
+  FakePf pf = ConnectXPf("0000:3b:00.0", "ens1f0", 6);
+  pf.vf_numa = [](int index) { return index < 2 ? 0 : 1; };
+  env.sysfs().AddPf(pf);
+  ASSERT_TRUE(env.Start(R"({"resourceList": [{"resourceName": "vf", "allocationPolicy": "pack",
+      "selectors": {"rootDevices": ["0000:3b:00.0"]}}]})")
+                  .ok());
+  const auto devices = env.kubelet().WaitForDevices(
+      "nicflow.io/vf", [](const DeviceList& d) { return AllHealthy(d, 6); }, 5s);
+  ASSERT_TRUE(devices.has_value());
+  EXPECT_EQ((*devices)[1].topology().nodes(0).id(), 0);
+  EXPECT_EQ((*devices)[2].topology().nodes(0).id(), 1);
+  std::vector<std::string> available;
+  for (const auto& device : *devices) available.push_back(device.id());
+  // Two fit on node 0 (best fit: the smaller node); three only on node 1.
+  auto two = env.kubelet().GetPreferredAllocation("nicflow.io/vf", available, {}, 2);
+  ASSERT_TRUE(two.ok());
+  EXPECT_THAT(*two, ElementsAre(env.sysfs().VfAddress(pf.address, 0),
+                                env.sysfs().VfAddress(pf.address, 1)));
+  auto three = env.kubelet().GetPreferredAllocation("nicflow.io/vf", available, {}, 3);
+  ASSERT_TRUE(three.ok());
+  EXPECT_THAT(*three, ElementsAre(env.sysfs().VfAddress(pf.address, 2),
+                                  env.sysfs().VfAddress(pf.address, 3),
+                                  env.sysfs().VfAddress(pf.address, 4)));
+}
+
 TEST_F(DaemonKubeletTest, ReRegistersWithinOneSecondAfterKubeletRestart) {
   ASSERT_TRUE(env_.Start(kTwoResources).ok());
   ASSERT_TRUE(env_.kubelet().WaitForRegistrations("nicflow.io/cx_rdma", 1, 5s));

@@ -1,5 +1,9 @@
 #include "nicflow/device_plugin/sysfs_scanner.h"
 
+#include <fstream>
+
+#include "nicflow/device_plugin/file_watch.h"
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "test_util.h"
@@ -142,3 +146,35 @@ TEST(SysfsScanner, OperStates) {
 
 }  // namespace
 }  // namespace nicflow::device_plugin::testing
+
+namespace nicflow::device_plugin {
+namespace {
+
+TEST(LinkEventSocket, OpensAndDrainsWithoutBlocking) {
+  // Netlink may be forbidden in restricted sandboxes; then Create says so and the daemon falls
+  // back to polling.
+  auto socket = LinkEventSocket::Create();
+  if (!socket.ok()) {
+    EXPECT_EQ(socket.status().code(), absl::StatusCode::kUnavailable);
+    GTEST_SKIP() << socket.status();
+  }
+  EXPECT_GE(socket->fd(), 0);
+  (void)socket->Drain();  // returns at once whether or not the host had link changes
+}
+
+TEST(Inotify, ReportsEntryNamesAndMissingPaths) {
+  auto inotify = Inotify::Create();
+  ASSERT_TRUE(inotify.ok());
+  testing::TempDir temp;
+  ASSERT_TRUE(inotify->AddWatch(temp.path(), 0x100 /*IN_CREATE*/).ok());
+  std::ofstream(temp.path() / "kubelet.sock") << "";
+  std::vector<std::string> names;
+  inotify->Drain([&](const InotifyEvent& event) { names.emplace_back(event.name); });
+  EXPECT_THAT(names, ::testing::ElementsAre("kubelet.sock"));
+  const auto missing = inotify->AddWatch(temp.path() / "nope", 0x100);
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), ::testing::HasSubstr("nope"));
+}
+
+}  // namespace
+}  // namespace nicflow::device_plugin
