@@ -9,6 +9,7 @@
 // them.
 #include <benchmark/benchmark.h>
 
+#include <algorithm>
 #include <cstdio>
 #include <cstring>
 #include <map>
@@ -46,6 +47,7 @@ struct Workload {
   std::vector<std::vector<uint8_t>> new_frames, est_frames;
   std::vector<PortId> new_ports, est_ports;
   double new_forwarded = 0;  // fraction of new-connection SYNs forwarded (sanity)
+  std::string error;         // why this size could not be built (the run goes on without it)
   std::vector<std::pair<PortId, uint32_t>> clients;
   std::vector<Frontend> fronts;
 };
@@ -123,15 +125,15 @@ Workload& GetWorkload(int services) {
   opts.node_name = g.node_name;
   auto compiled = ft::Compile(g.state, opts);
   if (!compiled.ok()) {
-    std::fprintf(stderr, "compile failed: %s\n", std::string(compiled.status().message()).c_str());
-    std::exit(1);
+    w->error = "compile failed: " + std::string(compiled.status().message());
+    return *w;
   }
   w->program = std::move(compiled->program);
   w->clock = std::make_unique<sim::ManualClock>();
   w->nic = sim::SimNic::Create(*sim::BuiltinProfile("unlimited"), {w->clock.get(), {}, 1u << 20});
   if (absl::Status st = w->nic->Install(w->program); !st.ok()) {
-    std::fprintf(stderr, "install failed: %s\n", std::string(st.message()).c_str());
-    std::exit(1);
+    w->error = "install failed: " + std::string(st.message());
+    return *w;
   }
   std::vector<std::pair<PortId, uint32_t>> clients;
   for (const ft::PortDecl& d : w->program.ports) {
@@ -142,8 +144,8 @@ Workload& GetWorkload(int services) {
   }
   const std::vector<Frontend> fronts = Frontends(w->program);
   if (clients.empty() || fronts.empty()) {
-    std::fprintf(stderr, "no local pods or no frontends in the compiled program\n");
-    std::exit(1);
+    w->error = "no local pods or no frontends in the compiled program";
+    return *w;
   }
   std::mt19937_64 rng(services);
   for (size_t i = 0; i < 65536; ++i) {
@@ -192,12 +194,14 @@ void RunFrames(benchmark::State& state, Workload& w,
 
 void BM_NewConnections(benchmark::State& state) {
   Workload& w = GetWorkload(static_cast<int>(state.range(0)));
+  if (!w.error.empty()) return state.SkipWithError(w.error.c_str());
   w.nic->ClearConntrack();
   RunFrames(state, w, w.new_frames, w.new_ports, true);
 }
 
 void BM_Established(benchmark::State& state) {
   Workload& w = GetWorkload(static_cast<int>(state.range(0)));
+  if (!w.error.empty()) return state.SkipWithError(w.error.c_str());
   EstablishFlows(w);
   RunFrames(state, w, w.est_frames, w.est_ports, false);
 }
@@ -303,13 +307,14 @@ PolicyWorkload& GetPolicy(ft::TableId table) {
   auto& p = cache[table];
   if (p) return *p;
   p = std::make_unique<PolicyWorkload>();
-  const ft::Program& prog = GetWorkload(g_policy_services).program;
-  const ft::TableSchema& schema = prog.tables[table];
+  const ft::Program& prog = GetWorkload(g_policy_services).program;  // empty if it failed
+  const std::vector<ft::TableSchema> standard = ft::StandardTableSchemas();
+  const ft::TableSchema& schema = prog.tables.empty() ? standard[table] : prog.tables[table];
   p->table = schema.name;
   for (const ft::KeyField& k : schema.keys) {
     if (ft::GetFieldInfo(k.field).width_bits <= 32) p->keys.push_back(k);
   }
-  for (const ft::Entry& e : prog.entries[table]) {
+  for (const ft::Entry& e : prog.entries.empty() ? std::vector<ft::Entry>{} : prog.entries[table]) {
     const bool v4 = std::all_of(e.match.begin(), e.match.end(), [](const ft::FieldMatch& m) {
       return ft::GetFieldInfo(m.field).width_bits <= 32;
     });
@@ -403,7 +408,10 @@ int main(int argc, char** argv) {
       args.push_back(argv[i]);
     }
   }
-  g_policy_services = services.size() > 1 ? services[1] : services.front();
+  // The policy tables of the 10,000-Service program when it is measured, else the first size.
+  g_policy_services = std::find(services.begin(), services.end(), 10000) != services.end()
+                          ? 10000
+                          : services.front();
   int n = static_cast<int>(args.size());
   benchmark::Initialize(&n, args.data());
   for (int s : services) {
@@ -422,6 +430,10 @@ int main(int argc, char** argv) {
   for (int s : services) {
     const std::string a = "/" + std::to_string(s);
     const double nw = rep.rate["new_connections" + a], est = rep.rate["established" + a];
+    if (const std::string& err = GetWorkload(s).error; !err.empty()) {
+      std::printf("  %6d services: not measured: %s\n", s, err.c_str());
+      continue;
+    }
     std::printf(
         "  %6d services: new connections %6.2f Mpps (%5.0f ns/pkt), established %6.2f Mpps "
         "(%5.0f ns/pkt)\n",
