@@ -191,7 +191,15 @@ void FpgaPipeline::SlowPath(FpgaPacket& p, std::span<const uint32_t> r, uint64_t
 void FpgaPipeline::Finish(FpgaPacket& p, std::span<const uint32_t> r, size_t i, uint64_t now) {
   const auto& ports = image_->ports();
   FpgaResult& res = p.result;
-  res = FpgaResult{};
+  // Reset field by field: keeps the trace vector's capacity (no allocation per packet).
+  res.verdict = FpgaVerdict::kDrop;
+  res.parse_error = 0;
+  res.out_port.reset();
+  res.out_port_index = NF_NO_SLOT;
+  res.slow_path = false;
+  res.hits.clear();
+  res.group.reset();
+  res.bucket.clear();
   res.flags = r[NF_R_FLAGS];
   res.ct_state = static_cast<uint8_t>(r[NF_R_CT_STATE]);
   res.meta_flags = r[NF_R_META_FLAGS];
