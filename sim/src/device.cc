@@ -98,6 +98,13 @@ std::optional<PortId> SimNic::FindPort(const flowtables::PortRef& ref) const {
   return it->second;
 }
 
+std::optional<PortId> SimNic::PortOwning(const IpAddr& ip) const {
+  for (const PortInfo& p : s_->ports) {
+    if (std::find(p.ips.begin(), p.ips.end(), ip) != p.ips.end()) return p.id;
+  }
+  return std::nullopt;
+}
+
 absl::StatusOr<PortId> SimNic::FindPortByName(std::string_view name) const {
   auto it = s_->port_by_name.find(Sv(name));
   if (it == s_->port_by_name.end()) {

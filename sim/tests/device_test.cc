@@ -42,6 +42,8 @@ TEST(SimNic, ReadBackEqualsTheInstalledProgram) {
   EXPECT_EQ(nic->installed().ports.size(), 2u);
   EXPECT_EQ(*nic->FindPortByName("vf:ns/a"), 2u);
   EXPECT_EQ(*nic->FindPortByName("uplink"), kUplinkPort);
+  EXPECT_EQ(nic->PortOwning(Ip("10.0.2.1")), nic->FindPort({ft::PortRef::Kind::kPod, "ns/b"}));
+  EXPECT_FALSE(nic->PortOwning(Ip("8.8.8.8")));
 }
 
 TEST(SimNic, DeltaAppliesAndReadBackFollows) {

@@ -220,6 +220,9 @@ class SimNic {
   // ---- Ports ----
   const std::vector<PortInfo>& ports() const;
   std::optional<PortId> FindPort(const flowtables::PortRef& ref) const;
+  /// The VF (or the host) whose declared addresses include `ip`: the port a packet from that
+  /// address enters by (`nicflow trace` picks the pod's VF this way); nullopt if none.
+  std::optional<PortId> PortOwning(const IpAddr& ip) const;
   /// "host", "uplink" or "vf:ns/pod". Errors: NotFound.
   absl::StatusOr<PortId> FindPortByName(std::string_view name) const;
   /// Declares ports and their addresses (Install declares Program::ports). VFs beyond the
