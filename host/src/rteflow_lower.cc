@@ -181,7 +181,7 @@ class PatternBuilder {
       if (s.type == t && s.tag == tag) return s;
     }
     const size_t n = ItemSize(t);
-    ItemSlot s{t, tag, arena_.NewArray<std::byte>(n), arena_.NewArray<std::byte>(n), nullptr, {}};
+    ItemSlot s{t, tag, arena_.NewItemBuffer(n), arena_.NewItemBuffer(n), nullptr, {}};
     if (t == RTE_FLOW_ITEM_TYPE_TAG) {
       static_cast<rte_flow_item_tag*>(s.spec)->index = tag;
       static_cast<rte_flow_item_tag*>(s.mask)->index = 0xff;
@@ -205,7 +205,7 @@ class PatternBuilder {
             WriteValue(s.spec, loc, x.value);
             WriteValue(s.mask, loc, U128::PrefixMask(width, x.prefix_len_bits));
           } else {
-            if (s.last == nullptr) s.last = arena_.NewArray<std::byte>(ItemSize(loc.type));
+            if (s.last == nullptr) s.last = arena_.NewItemBuffer(ItemSize(loc.type));
             WriteValue(s.spec, loc, x.lo), WriteValue(s.mask, loc, ones);
             WriteValue(s.last, loc, x.hi);
             s.ranged.push_back(loc);

@@ -34,6 +34,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <string>
@@ -67,6 +68,13 @@ class Arena {
     T* t = static_cast<T*>(p);
     for (size_t i = 0; i < n; ++i) new (t + i) T{};
     return t;
+  }
+  /// Zeroed storage for an item spec/mask/last of \p size bytes, aligned for any rte_flow
+  /// item struct (they hold uint32_t and rte_be64 fields).
+  void* NewItemBuffer(size_t size) {
+    void* p = Allocate(size, alignof(std::max_align_t));
+    std::memset(p, 0, size);
+    return p;
   }
   size_t bytes() const { return used_total_; }
 

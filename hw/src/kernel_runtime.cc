@@ -397,6 +397,7 @@ absl::Status KernelRuntime::Run(std::span<const BatchFrame> frames, uint64_t now
   }
   m.frames_host.resize(bytes);
   for (size_t i = 0; i < n; ++i) {
+    if (frames[i].frame.empty()) continue;  // a zero-length frame has no data() to copy
     std::memcpy(m.frames_host.data() + out.offsets[i], frames[i].frame.data(),
                 frames[i].frame.size());
   }
