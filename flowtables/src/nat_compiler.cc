@@ -78,13 +78,49 @@ bool LocalDetectorImplemented(const NodeFacts& node, IpFamily family) {
   return !LocalSourceCidrs(node, family).empty();
 }
 
+bool IsLocalPod(const Pod& p, const NodeFacts& node) {
+  return !node.name.empty() && p.node_name == node.name && !p.host_network && !p.terminal &&
+         !p.ips.empty();
+}
+
+Entry HairpinMasqEntry(const IpAddr& addr, Origin origin) {
+  // Hairpin also tells the policy stages, which let it through: a pod cannot block itself.
+  Entry e{kTableMasqMark,
+          kPrioMasqHairpin,
+          {MatchFlags(kFlagTranslated, kFlagTranslated), MatchSrcAddrTernary(addr),
+           MatchDstAddrTernary(addr)},
+          SetAndGoto(kFlagMasq | kFlagHairpin, kTableEgressPod),
+          std::move(origin)};
+  CanonicalizeMatch(e);
+  return e;
+}
+
+Origin LocalEndpointHairpinOrigin() { return Origin{"nicflow", "", "hairpin", "local endpoint"}; }
+
+std::vector<Entry> PodForwardEntries(const Pod& p) {
+  const PortRef vf{PortRef::Kind::kPod, absl::StrCat(p.ns, "/", p.name)};
+  std::vector<Entry> out;
+  for (const IpAddr& a : p.ips) {
+    Entry e{kTableForward,
+            kPrioForward,
+            {MatchDstPrefix(IpPrefix::Host(a))},
+            {OutputAction{vf}},
+            Origin{"Pod", p.ns, p.name, "VF"}};
+    CanonicalizeMatch(e);
+    out.push_back(std::move(e));
+  }
+  return out;
+}
+
+PortDecl PodPortDecl(const Pod& p) {
+  return PortDecl{PortRef{PortRef::Kind::kPod, absl::StrCat(p.ns, "/", p.name)}, p.ips};
+}
+
 std::vector<const Pod*> LocalPods(const ClusterState& state, const NodeFacts& node) {
   std::vector<const Pod*> out;
   if (node.name.empty()) return out;  // a pod without nodeName is not on this node
   for (const Pod& p : state.pods) {
-    if (p.node_name == node.name && !p.host_network && !p.terminal && !p.ips.empty()) {
-      out.push_back(&p);
-    }
+    if (IsLocalPod(p, node)) out.push_back(&p);
   }
   std::sort(out.begin(), out.end(), [](const Pod* a, const Pod* b) {
     return std::tie(a->ns, a->name) < std::tie(b->ns, b->name);
@@ -184,16 +220,13 @@ void CompileMasqMark(const ClusterState& state, const NodeFacts& node, ProgramBu
     if (!s.family) continue;
     for (const Endpoint& e : s.endpoints) {
       if (node.name.empty() || e.node_name != node.name || e.addresses.empty()) continue;
-      hairpin.emplace(e.addresses.front(), Origin{"nicflow", "", "hairpin", "local endpoint"});
+      hairpin.emplace(e.addresses.front(), LocalEndpointHairpinOrigin());
     }
   }
-  // Hairpin also tells the policy stages, which let it through: a pod cannot block itself.
-  const std::vector<Action> hairpin_masq = SetAndGoto(kFlagMasq | kFlagHairpin, kTableEgressPod);
-  for (const auto& [addr, origin] : hairpin) {
-    builder.AddEntry(kTableMasqMark, kPrioMasqHairpin,
-                     {MatchFlags(kFlagTranslated, kFlagTranslated), MatchSrcAddrTernary(addr),
-                      MatchDstAddrTernary(addr)},
-                     hairpin_masq, origin);
+  for (auto& [addr, origin] : hairpin) {
+    Entry e = HairpinMasqEntry(addr, std::move(origin));
+    builder.AddEntry(e.table, e.priority, std::move(e.match), std::move(e.actions),
+                     std::move(e.origin));
   }
   if (node.masquerade_all) {
     builder.AddEntry(kTableMasqMark, kPrioMasqAll, {MatchFlags(kFlagClusterIp, kFlagClusterIp)},
@@ -281,13 +314,12 @@ absl::Status CompileForward(const ClusterState& state, const NodeFacts& node,
       notes.push_back(absl::StrCat("skipped: ", msg));
     }
     if (clash) continue;
-    PortRef vf{PortRef::Kind::kPod, name};
-    for (const IpAddr& a : p->ips) {
-      owner.emplace(a, absl::StrCat("Pod ", name));
-      builder.AddEntry(kTableForward, kPrioForward, {MatchDstPrefix(IpPrefix::Host(a))},
-                       {OutputAction{vf}}, Origin{"Pod", p->ns, p->name, "VF"});
+    for (const IpAddr& a : p->ips) owner.emplace(a, absl::StrCat("Pod ", name));
+    for (Entry& e : PodForwardEntries(*p)) {
+      builder.AddEntry(e.table, e.priority, std::move(e.match), std::move(e.actions),
+                       std::move(e.origin));
     }
-    builder.AddPort(PortDecl{vf, p->ips});
+    builder.AddPort(PodPortDecl(*p));
   }
   return absl::OkStatus();
 }

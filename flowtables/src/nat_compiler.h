@@ -58,6 +58,8 @@ std::vector<IpPrefix> LocalSourceCidrs(const NodeFacts& node, IpFamily family);
 /// Whether kube-proxy's local-traffic detector works for `family`: the interface modes always
 /// do; the CIDR modes need a CIDR of that family (kube-proxy's "no-op detector" otherwise).
 bool LocalDetectorImplemented(const NodeFacts& node, IpFamily family);
+/// Whether `pod` runs on this node and holds IPs (not hostNetwork, not terminal): it gets a VF.
+bool IsLocalPod(const Pod& pod, const NodeFacts& node);
 /// Pods that run on this node and hold IPs (not hostNetwork, not terminal), sorted by ns/name.
 std::vector<const Pod*> LocalPods(const ClusterState& state, const NodeFacts& node);
 
@@ -80,6 +82,14 @@ void CompileClassify(const NodeFacts& node, ProgramBuilder& builder);
 void CompileConntrackState(ProgramBuilder& builder);
 void CompileMasqMark(const ClusterState& state, const NodeFacts& node, ProgramBuilder& builder,
                      std::vector<std::string>& notes);
+/// The masq_mark entry of one hairpin address (a local pod or local endpoint address).
+Entry HairpinMasqEntry(const IpAddr& addr, Origin origin);
+/// The origin CompileMasqMark gives the hairpin entry of a local endpoint no local pod holds.
+Origin LocalEndpointHairpinOrigin();
+/// The forward entries of one local pod (one per IP, to its VF) and its port.
+std::vector<Entry> PodForwardEntries(const Pod& pod);
+PortDecl PodPortDecl(const Pod& pod);
+
 void CompileSnat(const NodeFacts& node, ProgramBuilder& builder, std::vector<std::string>& notes);
 /// Forward entries and the ports they output to. Errors: InvalidArgument when two local pods hold
 /// the same IP (unless `options.skip_bad_objects`, then the later pod is skipped and noted).

@@ -481,10 +481,10 @@ void SetDefaults(ProgramBuilder& builder) {
   builder.SetDefaultActions(kTableIngressRule, {DropAction{}});
 }
 
-absl::Status CompileDirection(const Stage& stage, const PolicyIndex& index, const NodeFacts& node,
-                              const std::vector<const Pod*>& local_pods, ProgramBuilder& builder,
-                              std::vector<std::string>& notes) {
-  const std::vector<PolicySet> sets = BuildPolicySets(index, local_pods, stage.dir);
+// The entries of `sets` (one direction), without the bypass entries.
+absl::Status CompileSets(const Stage& stage, const PolicyIndex& index, const NodeFacts& node,
+                         const std::vector<PolicySet>& sets, ProgramBuilder& builder,
+                         std::vector<std::string>& notes) {
   RuleCache cache(index, stage.dir);
   const std::optional<PeerCondition> node_cond =
       stage.dir == PolicyDirection::kEgress ? NodeCondition(node) : std::nullopt;
@@ -505,7 +505,17 @@ absl::Status CompileDirection(const Stage& stage, const PolicyIndex& index, cons
     EmitPeerEntries(stage, set, bits, builder);
     EmitRuleEntries(stage, set, conjunctions, bits, builder, notes);
   }
-  if (sets.empty()) return absl::OkStatus();
+  return absl::OkStatus();
+}
+
+const Stage& StageOf(PolicyDirection dir) {
+  return dir == PolicyDirection::kEgress ? kEgress : kIngress;
+}
+
+}  // namespace
+
+void AddPolicyBypassEntries(PolicyDirection dir, ProgramBuilder& builder) {
+  const Stage& stage = StageOf(dir);
   builder.AddEntry(
       stage.pod_table, kPriorityHairpinBypass,
       {MatchTernary(Field::kMetaFlags, kFlagHairpin, kFlagHairpin)},
@@ -518,6 +528,35 @@ absl::Status CompileDirection(const Stage& stage, const PolicyIndex& index, cons
                      Origin{"nicflow", "", "host-to-pod",
                             "traffic from the node to its pods bypasses ingress policy"});
   }
+}
+
+absl::Status ValidateNetworkPolicy(const NetworkPolicy& policy) { return ValidatePolicy(policy); }
+
+absl::Status CompileNamespacePolicies(const PolicyIndex& index, const NodeFacts& node,
+                                      std::string_view ns, ProgramBuilder& builder,
+                                      std::vector<std::string>& notes, NamespacePolicyTags& tags) {
+  std::vector<const Pod*> local_pods;
+  for (const Pod* pod : index.PodsIn(ns)) {
+    if (pod->node_name == node.name) local_pods.push_back(pod);
+  }
+  for (PolicyDirection dir : {PolicyDirection::kEgress, PolicyDirection::kIngress}) {
+    const std::vector<PolicySet> sets = BuildPolicySets(index, local_pods, dir);
+    std::vector<uint32_t>& out = dir == PolicyDirection::kEgress ? tags.egress : tags.ingress;
+    out.clear();
+    for (const PolicySet& set : sets) out.push_back(set.tag);
+    NICFLOW_RETURN_IF_ERROR(CompileSets(StageOf(dir), index, node, sets, builder, notes));
+  }
+  return absl::OkStatus();
+}
+
+namespace {
+
+absl::Status CompileDirection(const Stage& stage, const PolicyIndex& index, const NodeFacts& node,
+                              const std::vector<const Pod*>& local_pods, ProgramBuilder& builder,
+                              std::vector<std::string>& notes) {
+  const std::vector<PolicySet> sets = BuildPolicySets(index, local_pods, stage.dir);
+  NICFLOW_RETURN_IF_ERROR(CompileSets(stage, index, node, sets, builder, notes));
+  if (!sets.empty()) AddPolicyBypassEntries(stage.dir, builder);
   return absl::OkStatus();
 }
 

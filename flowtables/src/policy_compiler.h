@@ -6,6 +6,7 @@
 
 #include "absl/status/status.h"
 #include "nicflow/flowtables/model.h"
+#include "policy_sets.h"
 #include "program_builder.h"
 
 namespace nicflow::flowtables {
@@ -19,5 +20,28 @@ namespace nicflow::flowtables {
 /// apart from default actions.
 absl::Status CompilePolicies(const ClusterState& state, const NodeFacts& node,
                              ProgramBuilder& builder, std::vector<std::string>& notes);
+
+/// The structural checks CompilePolicies makes of every policy, for one policy. Errors: as
+/// CompilePolicies.
+absl::Status ValidateNetworkPolicy(const NetworkPolicy& policy);
+
+/// The tags of one namespace's policy sets, by direction, in key order.
+struct NamespacePolicyTags {
+  std::vector<uint32_t> egress;
+  std::vector<uint32_t> ingress;
+};
+
+/// One namespace's share of the policy tables (the incremental compiler's per-namespace unit,
+/// incremental.h): the sets of the namespace's local pods, tagged among themselves, with their
+/// pod, peer and rule entries; not the bypass entries. Equal to what CompilePolicies emits for
+/// the namespace as long as no tag of one namespace equals a tag of another (the caller checks
+/// `tags`) and no two local pods share an address. Errors: as CompilePolicies.
+absl::Status CompileNamespacePolicies(const PolicyIndex& index, const NodeFacts& node,
+                                      std::string_view ns, ProgramBuilder& builder,
+                                      std::vector<std::string>& notes, NamespacePolicyTags& tags);
+
+/// The entries that let hairpin traffic (and, for ingress, traffic from the node) bypass the
+/// `dir` policy tables; CompilePolicies adds them when any local pod is isolated in `dir`.
+void AddPolicyBypassEntries(PolicyDirection dir, ProgramBuilder& builder);
 
 }  // namespace nicflow::flowtables

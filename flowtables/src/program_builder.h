@@ -33,6 +33,10 @@ class ProgramBuilder {
   /// Replaces a table's default actions (the schema's are a safe drop).
   void SetDefaultActions(TableId table, std::vector<Action> actions);
 
+  /// The entries, groups and ports added so far, unsorted and unvalidated (for compiling a part of
+  /// a program, incremental.h).
+  Program TakeStaged() && { return std::move(program_); }
+
   /// Sorts entries (priority descending, then identity) and groups (by name), validates.
   absl::StatusOr<Program> Finish() &&;
 

@@ -15,6 +15,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "nat_compiler.h"
+#include "nicflow/flowtables/status.h"
 
 namespace nicflow::flowtables {
 
@@ -453,7 +454,35 @@ void AddUnallocatedDrops(const ClusterState& state, const NodeFacts& node,
   }
 }
 
+bool SkippedByKubeProxy(const Service& svc) {
+  return svc.type == ServiceType::kExternalName || svc.headless || svc.cluster_ips.empty();
+}
+
 }  // namespace
+
+absl::Status CompileOneService(const Service& svc, const NodeFacts& node,
+                               const std::vector<const EndpointSlice*>& slices,
+                               ServiceUnitOutput& out) {
+  if (SkippedByKubeProxy(svc)) return absl::OkStatus();
+  StagedService staged;
+  NICFLOW_RETURN_IF_ERROR(ServiceStager(svc, node, slices).Stage(staged));
+  FrontendClaims frontends;
+  ClusterIpClaims cluster_ips;
+  NICFLOW_RETURN_IF_ERROR(Claim(svc, staged, frontends, cluster_ips));
+  for (const auto& [key, claimant] : frontends) out.claims.push_back("frontend " + key.ToString());
+  for (const auto& [key, claimant] : cluster_ips) {
+    out.claims.push_back("clusterIP " + key.addr.ToString());
+  }
+  for (StagedEntry& e : staged.entries) {
+    Entry entry{kTableService, e.priority, std::move(e.match), std::move(e.actions),
+                Origin{"Service", svc.ns, svc.name, std::move(e.detail)}};
+    CanonicalizeMatch(entry);
+    out.entries.push_back(std::move(entry));
+  }
+  for (auto& [name, g] : staged.groups) out.groups.push_back(std::move(g));
+  out.notes = std::move(staged.notes);
+  return absl::OkStatus();
+}
 
 absl::Status CompileServices(const ClusterState& state, const NodeFacts& node,
                              const CompileOptions& options, ProgramBuilder& builder,
@@ -479,9 +508,7 @@ absl::Status CompileServices(const ClusterState& state, const NodeFacts& node,
   ClusterIpClaims cluster_ips;
   for (const Service* svc : services) {
     // kube-proxy's ShouldSkipService: no virtual IP, nothing to program.
-    if (svc->type == ServiceType::kExternalName || svc->headless || svc->cluster_ips.empty()) {
-      continue;
-    }
+    if (SkippedByKubeProxy(*svc)) continue;
     auto it = slices.find({svc->ns, svc->name});
     StagedService staged;
     absl::Status st =

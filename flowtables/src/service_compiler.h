@@ -81,6 +81,23 @@ std::vector<ServiceEndpoint> CollectEndpoints(const ServicePort& port, IpFamily 
 std::string ServiceGroupName(const Service& svc, const ServicePort& port, IpFamily family,
                              bool local);
 
+/// One Service's share of the service stage, compiled on its own (the incremental compiler's
+/// per-Service unit, incremental.h).
+struct ServiceUnitOutput {
+  std::vector<Entry> entries;       ///< service-table entries, matches canonical
+  std::vector<SelectGroup> groups;  ///< sorted by name
+  std::vector<std::string> claims;  ///< the frontends and clusterIPs it holds, as text keys
+  std::vector<std::string> notes;
+};
+
+/// Compiles `svc` alone with `slices` (its EndpointSlices, in name order). Services kube-proxy
+/// skips (headless, ExternalName, no clusterIP) give an empty output. Errors: as CompileServices
+/// for this Service, including a frontend it claims twice; claims other Services hold are the
+/// caller's to check (`out.claims`).
+absl::Status CompileOneService(const Service& svc, const NodeFacts& node,
+                               const std::vector<const EndpointSlice*>& slices,
+                               ServiceUnitOutput& out);
+
 /// Emits the service stage. Errors: InvalidArgument naming the Service and field when a Service
 /// cannot compile (two addresses of one family, a clusterIP of a family without a ServiceCIDR,
 /// port 0, a frontend or clusterIP another Service already has); with
