@@ -1,0 +1,233 @@
+// Decoding API objects with the manifest loader, and the per-kind object maps.
+#include "object_store.h"
+
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "nicflow/flowtables/loader.h"
+#include "nicflow/flowtables/status.h"
+
+namespace nicflow::k8s::internal {
+namespace fl = nicflow::flowtables;
+
+const KindInfo& InfoOf(ResourceKind kind) {
+  static const std::array<KindInfo, kKindCount> kInfos = {{
+      {ResourceKind::kNamespace, "Namespace", "v1", "/api/v1/namespaces", false, "", ""},
+      {ResourceKind::kPod, "Pod", "v1", "/api/v1/pods", true, "", ""},
+      {ResourceKind::kService, "Service", "v1", "/api/v1/services", true, "", ""},
+      {ResourceKind::kEndpointSlice, "EndpointSlice", "discovery.k8s.io/v1",
+       "/apis/discovery.k8s.io/v1/endpointslices", true, "", ""},
+      {ResourceKind::kNetworkPolicy, "NetworkPolicy", "networking.k8s.io/v1",
+       "/apis/networking.k8s.io/v1/networkpolicies", true, "", ""},
+      {ResourceKind::kNode, "Node", "v1", "/api/v1/nodes", false, "", ""},
+      {ResourceKind::kServiceCidr, "ServiceCIDR", "networking.k8s.io/v1",
+       "/apis/networking.k8s.io/v1/servicecidrs", false, "networking.k8s.io/v1beta1",
+       "/apis/networking.k8s.io/v1beta1/servicecidrs"},
+  }};
+  return kInfos[static_cast<size_t>(kind)];
+}
+
+std::string ObjectKey(std::string_view ns, std::string_view name) {
+  return ns.empty() ? std::string(name) : absl::StrCat(Sv(ns), "/", Sv(name));
+}
+
+void ReadMeta(const nlohmann::json& object, std::string& ns, std::string& name,
+              std::string& resource_version) {
+  auto str = [](const nlohmann::json& m, const char* key) -> std::string {
+    auto it = m.find(key);
+    return it != m.end() && it->is_string() ? it->get<std::string>() : "";
+  };
+  ns.clear();
+  name.clear();
+  resource_version.clear();
+  if (!object.is_object()) return;
+  auto meta = object.find("metadata");
+  if (meta == object.end() || !meta->is_object()) return;
+  ns = str(*meta, "namespace");
+  name = str(*meta, "name");
+  resource_version = str(*meta, "resourceVersion");
+}
+
+namespace {
+
+// Fields that change without changing anything the loader reads; removing them lets an update
+// that only touches them be recognised as no change (kubelet status heartbeats, controllers'
+// managedFields). The loader never reads these (see flowtables/src/loader_*.cc).
+void StripVolatile(ResourceKind kind, nlohmann::json& o) {
+  if (auto meta = o.find("metadata"); meta != o.end() && meta->is_object()) {
+    for (const char* key : {"resourceVersion", "managedFields", "generation", "annotations",
+                            "creationTimestamp", "uid", "ownerReferences", "finalizers"}) {
+      meta->erase(key);
+    }
+  }
+  auto status = o.find("status");
+  if (status == o.end() || !status->is_object()) return;
+  if (kind == ResourceKind::kPod) {
+    for (const char* key : {"conditions", "containerStatuses", "initContainerStatuses",
+                            "ephemeralContainerStatuses", "startTime", "qosClass"}) {
+      status->erase(key);
+    }
+  } else if (kind == ResourceKind::kNode) {
+    for (const char* key : {"conditions", "images", "nodeInfo", "daemonEndpoints", "capacity",
+                            "allocatable", "volumesInUse", "volumesAttached", "config"}) {
+      status->erase(key);
+    }
+  }
+}
+
+template <typename T>
+absl::StatusOr<KubeObject> TakeOne(std::vector<T>& v, std::string_view what) {
+  if (v.size() != 1) {
+    return absl::InternalError(
+        absl::StrCat("kube-apiserver: ", Sv(what), ": the loader produced ", v.size(), " objects"));
+  }
+  return KubeObject(std::move(v.front()));
+}
+
+absl::StatusOr<KubeObject> Extract(ResourceKind kind, fl::ClusterState& s, std::string_view what) {
+  switch (kind) {
+    case ResourceKind::kNamespace:
+      return TakeOne(s.namespaces, what);
+    case ResourceKind::kPod:
+      return TakeOne(s.pods, what);
+    case ResourceKind::kService:
+      return TakeOne(s.services, what);
+    case ResourceKind::kEndpointSlice:
+      return TakeOne(s.endpoint_slices, what);
+    case ResourceKind::kNetworkPolicy:
+      return TakeOne(s.network_policies, what);
+    case ResourceKind::kNode:
+      return TakeOne(s.nodes, what);
+    case ResourceKind::kServiceCidr:
+      return TakeOne(s.service_cidrs, what);
+  }
+  return absl::InternalError("unknown kind");
+}
+
+}  // namespace
+
+absl::StatusOr<DecodedObject> DecodeApiObject(const KindInfo& info, nlohmann::json object) {
+  DecodedObject d;
+  ReadMeta(object, d.ns, d.name, d.resource_version);
+  std::string what = absl::StrCat(Sv(info.name), " ", ObjectKey(d.ns, d.name));
+  if (!object.is_object()) {
+    return absl::InvalidArgumentError(absl::StrCat("kube-apiserver: ", what, ": not an object"));
+  }
+  if (!object.contains("apiVersion")) object["apiVersion"] = std::string(info.api_version);
+  if (!object.contains("kind")) object["kind"] = std::string(info.name);
+  StripVolatile(info.kind, object);
+  d.canonical = object.dump();
+  fl::ClusterState state;
+  fl::LoadOptions options;
+  NICFLOW_RETURN_IF_ERROR(fl::LoadText(d.canonical, "kube-apiserver", options, state));
+  NICFLOW_ASSIGN_OR_RETURN(d.object, Extract(info.kind, state, what));
+  d.notes = std::move(state.notes);
+  return d;
+}
+
+std::optional<ObjectStore::Change> ObjectStore::Upsert(ResourceKind kind, DecodedObject object) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t k = static_cast<size_t>(kind);
+  std::string key = ObjectKey(object.ns, object.name);
+  rejected_[k].erase(key);
+  auto [it, inserted] = objects_[k].try_emplace(key);
+  Change change{inserted ? ObjectEvent::Type::kAdded : ObjectEvent::Type::kModified,
+                kind,
+                object.ns,
+                object.name,
+                object.resource_version,
+                object.object,
+                std::nullopt};
+  if (!inserted) {
+    if (it->second.decoded.canonical == object.canonical) {
+      it->second.decoded.resource_version = std::move(object.resource_version);
+      return std::nullopt;
+    }
+    change.previous = std::move(it->second.decoded.object);
+  }
+  it->second.decoded = std::move(object);
+  return change;
+}
+
+void ObjectStore::Reject(ResourceKind kind, const std::string& key, std::string error) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t k = static_cast<size_t>(kind);
+  if (objects_[k].count(key) != 0) {
+    absl::StrAppend(&error, " (the previous version of the object stays in use)");
+  }
+  rejected_[k][key] = std::move(error);
+}
+
+std::optional<ObjectStore::Change> ObjectStore::Remove(ResourceKind kind, std::string_view ns,
+                                                       std::string_view name,
+                                                       std::string resource_version) {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t k = static_cast<size_t>(kind);
+  std::string key = ObjectKey(ns, name);
+  rejected_[k].erase(key);
+  auto it = objects_[k].find(key);
+  if (it == objects_[k].end()) return std::nullopt;
+  Change change{ObjectEvent::Type::kDeleted,
+                kind,
+                std::string(ns),
+                std::string(name),
+                std::move(resource_version),
+                std::move(it->second.decoded.object),
+                std::nullopt};
+  objects_[k].erase(it);
+  return change;
+}
+
+std::vector<std::string> ObjectStore::Keys(ResourceKind kind) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> keys;
+  for (const auto& [key, stored] : objects_[static_cast<size_t>(kind)]) keys.push_back(key);
+  return keys;
+}
+
+size_t ObjectStore::Count(ResourceKind kind) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return objects_[static_cast<size_t>(kind)].size();
+}
+
+namespace {
+
+struct AppendTo {
+  fl::ClusterState& s;
+  void operator()(const fl::Namespace& o) const { s.namespaces.push_back(o); }
+  void operator()(const fl::Pod& o) const { s.pods.push_back(o); }
+  void operator()(const fl::Service& o) const { s.services.push_back(o); }
+  void operator()(const fl::EndpointSlice& o) const { s.endpoint_slices.push_back(o); }
+  void operator()(const fl::NetworkPolicy& o) const { s.network_policies.push_back(o); }
+  void operator()(const fl::Node& o) const { s.nodes.push_back(o); }
+  void operator()(const fl::ServiceCidr& o) const { s.service_cidrs.push_back(o); }
+};
+
+}  // namespace
+
+fl::ClusterState ObjectStore::Snapshot() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  fl::ClusterState s;
+  for (size_t k = 0; k < kKindCount; ++k) {
+    for (const auto& [key, stored] : objects_[k]) {
+      std::visit(AppendTo{s}, stored.decoded.object);
+      s.notes.insert(s.notes.end(), stored.decoded.notes.begin(), stored.decoded.notes.end());
+    }
+  }
+  for (size_t k = 0; k < kKindCount; ++k) {
+    for (const auto& [key, error] : rejected_[k])
+      s.notes.push_back(absl::StrCat("skipped: ", error));
+  }
+  return s;
+}
+
+std::vector<std::string> ObjectStore::Rejected() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  for (size_t k = 0; k < kKindCount; ++k) {
+    for (const auto& [key, error] : rejected_[k]) out.push_back(error);
+  }
+  return out;
+}
+
+}  // namespace nicflow::k8s::internal
