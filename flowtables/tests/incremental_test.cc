@@ -330,5 +330,86 @@ TEST(IncrementalCompiler, RandomChangeSequencesMatchFullCompileAndDiff) {
   }
 }
 
+// Targeted changes, each checked against the oracle and answered without a full compile.
+class IncrementalTargeted : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto inc = IncrementalCompiler::Create(cluster_.state, Options());
+    ASSERT_TRUE(inc.ok()) << inc.status();
+    inc_ = std::move(*inc);
+  }
+  void Check(const ObjectChange& c) {
+    ClusterState oracle = inc_->state();
+    const auto full_before = inc_->stats().full_recompiles;
+    CheckChange(*inc_, oracle, c);
+    EXPECT_EQ(inc_->stats().full_recompiles, full_before) << inc_->stats().last_fallback_reason;
+  }
+  template <typename T>
+  T Copy(const std::vector<T>& v, size_t i) {
+    return v.at(i);
+  }
+  SmallCluster cluster_{7};
+  std::unique_ptr<IncrementalCompiler> inc_;
+};
+
+TEST_F(IncrementalTargeted, EndpointAddRemoveAndReadyFlipTouchAHandfulOfEntries) {
+  EndpointSlice s = Copy(inc_->state().endpoint_slices, 0);
+  s.endpoints.push_back(cluster_.RandomEndpoint());
+  Check({ObjectChange::Kind::kUpdated, s});
+  s.endpoints.back().ready = !s.endpoints.back().ready;
+  s.endpoints.back().terminating = !s.endpoints.back().ready;
+  Check({ObjectChange::Kind::kUpdated, s});
+  s.endpoints.erase(s.endpoints.begin());
+  ClusterState oracle = inc_->state();
+  ASSERT_TRUE(ApplyChange(oracle, {ObjectChange::Kind::kUpdated, s}).ok());
+  auto d = inc_->Apply({ObjectChange::Kind::kUpdated, s});
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_LE(d->ops.size(), 8u);
+}
+
+TEST_F(IncrementalTargeted, ServicePortChange) {
+  Service svc = Copy(inc_->state().services, 1);
+  svc.ports[0].port = 8443;
+  Check({ObjectChange::Kind::kUpdated, svc});
+}
+
+TEST_F(IncrementalTargeted, PodRelabelChangesPolicyMembership) {
+  for (size_t i = 0; i < inc_->state().pods.size(); ++i) {
+    Pod p = Copy(inc_->state().pods, i);
+    if (p.node_name != "n1") continue;
+    p.labels["app"] = p.labels["app"] == "web" ? "db" : "web";
+    Check({ObjectChange::Kind::kUpdated, p});
+  }
+}
+
+TEST_F(IncrementalTargeted, NamespaceLabelChange) {
+  Namespace n = Copy(inc_->state().namespaces, 0);
+  n.labels["team"] = n.labels["team"] == "x" ? "y" : "x";
+  Check({ObjectChange::Kind::kUpdated, n});
+}
+
+TEST_F(IncrementalTargeted, PolicyAddAndDelete) {
+  NetworkPolicy p = cluster_.NewPolicy();
+  Check({ObjectChange::Kind::kAdded, p});
+  Check({ObjectChange::Kind::kDeleted, p});
+}
+
+TEST_F(IncrementalTargeted, BadChangesAreRejectedAndChangeNothing) {
+  const Program before = inc_->program();
+  NetworkPolicy bad = cluster_.NewPolicy();
+  bad.ingress[0].peers = {NetworkPolicyPeer{}};  // neither selector nor ipBlock
+  auto d = inc_->Apply({ObjectChange::Kind::kAdded, bad});
+  ASSERT_FALSE(d.ok());
+  EXPECT_NE(d.status().message().find(bad.name), std::string::npos) << d.status();
+  Service dup = Copy(inc_->state().services, 0);
+  d = inc_->Apply({ObjectChange::Kind::kAdded, dup});
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kInvalidArgument) << d.status();
+  Pod ghost = cluster_.NewPod();
+  d = inc_->Apply({ObjectChange::Kind::kDeleted, ghost});
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kNotFound) << d.status();
+  EXPECT_EQ(ProgramText(inc_->program(), true), ProgramText(before, true));
+  EXPECT_EQ(inc_->state().network_policies.size(), cluster_.state.network_policies.size());
+}
+
 }  // namespace
 }  // namespace nicflow::flowtables
