@@ -337,6 +337,7 @@ absl::StatusOr<std::string_view> HttpConnectionImpl::NextBodyBytes() {
 absl::StatusOr<std::optional<std::string>> HttpConnectionImpl::ReadLine(size_t max_line_bytes) {
   for (;;) {
     size_t nl = line_.find('\n');
+    if (nl != std::string::npos && nl > max_line_bytes) nl = std::string::npos;
     if (nl != std::string::npos) {
       std::string line = line_.substr(0, nl);
       line_.erase(0, nl + 1);
