@@ -55,6 +55,7 @@ class ApiSourceImpl final : public ApiSource {
   internal::WatchContext ctx_;
   internal::ObjectStore store_;
   SnapshotCallback on_snapshot_;
+  flowtables::ClusterState state_;  // the last snapshot; only the snapshot thread touches it
   EventCallback on_event_;
   std::mutex event_mu_;  // serializes on_event_ across watch threads
 
@@ -133,8 +134,8 @@ void ApiSourceImpl::SnapshotLoop() {
     dirty_ = false;
     ++snapshots_;
     lock.unlock();
-    flowtables::ClusterState state = store_.Snapshot();
-    on_snapshot_(state);
+    store_.Refresh(state_);
+    on_snapshot_(state_);
     lock.lock();
   }
 }

@@ -146,6 +146,7 @@ std::optional<ObjectStore::Change> ObjectStore::Upsert(ResourceKind kind, Decode
     change.previous = std::move(it->second.decoded.object);
   }
   it->second.decoded = std::move(object);
+  dirty_[k] = true;
   return change;
 }
 
@@ -175,6 +176,7 @@ std::optional<ObjectStore::Change> ObjectStore::Remove(ResourceKind kind, std::s
                 std::move(it->second.decoded.object),
                 std::nullopt};
   objects_[k].erase(it);
+  dirty_[k] = true;
   return change;
 }
 
@@ -192,33 +194,78 @@ size_t ObjectStore::Count(ResourceKind kind) const {
 
 namespace {
 
-struct AppendTo {
-  fl::ClusterState& s;
-  void operator()(const fl::Namespace& o) const { s.namespaces.push_back(o); }
-  void operator()(const fl::Pod& o) const { s.pods.push_back(o); }
-  void operator()(const fl::Service& o) const { s.services.push_back(o); }
-  void operator()(const fl::EndpointSlice& o) const { s.endpoint_slices.push_back(o); }
-  void operator()(const fl::NetworkPolicy& o) const { s.network_policies.push_back(o); }
-  void operator()(const fl::Node& o) const { s.nodes.push_back(o); }
-  void operator()(const fl::ServiceCidr& o) const { s.service_cidrs.push_back(o); }
-};
+template <typename T>
+std::vector<T>& VectorOf(fl::ClusterState& s);
+template <>
+std::vector<fl::Namespace>& VectorOf(fl::ClusterState& s) {
+  return s.namespaces;
+}
+template <>
+std::vector<fl::Pod>& VectorOf(fl::ClusterState& s) {
+  return s.pods;
+}
+template <>
+std::vector<fl::Service>& VectorOf(fl::ClusterState& s) {
+  return s.services;
+}
+template <>
+std::vector<fl::EndpointSlice>& VectorOf(fl::ClusterState& s) {
+  return s.endpoint_slices;
+}
+template <>
+std::vector<fl::NetworkPolicy>& VectorOf(fl::ClusterState& s) {
+  return s.network_policies;
+}
+template <>
+std::vector<fl::Node>& VectorOf(fl::ClusterState& s) {
+  return s.nodes;
+}
+template <>
+std::vector<fl::ServiceCidr>& VectorOf(fl::ClusterState& s) {
+  return s.service_cidrs;
+}
+
+void ClearKind(ResourceKind kind, fl::ClusterState& s) {
+  switch (kind) {
+    case ResourceKind::kNamespace:
+      return s.namespaces.clear();
+    case ResourceKind::kPod:
+      return s.pods.clear();
+    case ResourceKind::kService:
+      return s.services.clear();
+    case ResourceKind::kEndpointSlice:
+      return s.endpoint_slices.clear();
+    case ResourceKind::kNetworkPolicy:
+      return s.network_policies.clear();
+    case ResourceKind::kNode:
+      return s.nodes.clear();
+    case ResourceKind::kServiceCidr:
+      return s.service_cidrs.clear();
+  }
+}
 
 }  // namespace
 
-fl::ClusterState ObjectStore::Snapshot() const {
+void ObjectStore::Refresh(fl::ClusterState& state) {
   std::lock_guard<std::mutex> lock(mu_);
-  fl::ClusterState s;
   for (size_t k = 0; k < kKindCount; ++k) {
+    if (!dirty_[k]) continue;
+    dirty_[k] = false;
+    ClearKind(static_cast<ResourceKind>(k), state);
+    notes_[k].clear();
     for (const auto& [key, stored] : objects_[k]) {
-      std::visit(AppendTo{s}, stored.decoded.object);
-      s.notes.insert(s.notes.end(), stored.decoded.notes.begin(), stored.decoded.notes.end());
+      std::visit([&](const auto& o) { VectorOf<std::decay_t<decltype(o)>>(state).push_back(o); },
+                 stored.decoded.object);
+      notes_[k].insert(notes_[k].end(), stored.decoded.notes.begin(), stored.decoded.notes.end());
     }
   }
+  state.notes.clear();
+  for (const auto& n : notes_) state.notes.insert(state.notes.end(), n.begin(), n.end());
   for (size_t k = 0; k < kKindCount; ++k) {
-    for (const auto& [key, error] : rejected_[k])
-      s.notes.push_back(absl::StrCat("skipped: ", error));
+    for (const auto& [key, error] : rejected_[k]) {
+      state.notes.push_back(absl::StrCat("skipped: ", error));
+    }
   }
-  return s;
 }
 
 std::vector<std::string> ObjectStore::Rejected() const {

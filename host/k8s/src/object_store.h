@@ -80,9 +80,11 @@ class ObjectStore {
   std::vector<std::string> Keys(ResourceKind kind) const;
   size_t Count(ResourceKind kind) const;
 
-  /// A complete ClusterState: every stored object, sorted by kind then key, with the loader's
-  /// warnings and the current rejections as notes.
-  flowtables::ClusterState Snapshot() const;
+  /// Makes `state` (the previous result of Refresh, or empty) a complete ClusterState: every
+  /// stored object, sorted by kind then key, with the loader's warnings and the current
+  /// rejections as notes. Only the kinds that changed since the last Refresh are rebuilt, so a
+  /// Service update does not copy 20k Pods. One caller (the snapshot thread) owns `state`.
+  void Refresh(flowtables::ClusterState& state);
   /// Current rejections, one line each.
   std::vector<std::string> Rejected() const;
 
@@ -93,6 +95,8 @@ class ObjectStore {
   mutable std::mutex mu_;
   std::array<std::map<std::string, Stored>, kKindCount> objects_;
   std::array<std::map<std::string, std::string>, kKindCount> rejected_;
+  std::array<bool, kKindCount> dirty_ = {true, true, true, true, true, true, true};
+  std::array<std::vector<std::string>, kKindCount> notes_;  // per kind, as of the last Refresh
 };
 
 }  // namespace nicflow::k8s::internal
