@@ -31,5 +31,6 @@ int ReportError(const absl::Status& st);
 
 void RegisterCompile(CLI::App& app);
 void RegisterTrace(CLI::App& app);
+void RegisterSim(CLI::App& app);
 
 }  // namespace nicflow::cli

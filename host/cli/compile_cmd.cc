@@ -4,6 +4,7 @@
 #include "absl/strings/str_join.h"
 #include "cli.h"
 #include "nicflow/flowtables/program_json.h"
+#include "nicflow/host/rteflow.h"
 #include "table_printer.h"
 #include "yaml_out.h"
 
@@ -61,9 +62,24 @@ void PrintEntries(const Program& p, std::ostream& out) {
   }
 }
 
-int RunCompile(const ManifestOptions& opts, bool summary_only) {
+// The rte_flow lowering as dpdk-testpmd commands on stdout; what stays in software on stderr.
+int PrintTestpmd(const flowtables::CompileResult& r, uint16_t port_id) {
+  host::RteFlowLowerOptions lo;
+  lo.ethdev_port_id = port_id;
+  host::PlacementReport placement;
+  auto lines = host::ExportTestpmd(r.program, lo, &placement);
+  if (!lines.ok()) return ReportError(lines.status());
+  for (const std::string& line : *lines) std::cout << line << "\n";
+  std::cerr << "note: " << lines->size() << " testpmd commands for port " << port_id << " ("
+            << placement.EntriesOnDevice() << " entries on the NIC, "
+            << placement.EntriesInSoftware() << " in software)\n";
+  return 0;
+}
+
+int RunCompile(const ManifestOptions& opts, bool summary_only, uint16_t port_id) {
   auto result = LoadAndCompile(opts);
   if (!result.ok()) return ReportError(result.status());
+  if (opts.output == "testpmd") return PrintTestpmd(*result, port_id);
   if (opts.output == "json") {
     nlohmann::json j = flowtables::ProgramToJson(result->program);
     j["node"] = result->node.name;
@@ -85,12 +101,16 @@ void RegisterCompile(CLI::App& app) {
   auto* cmd = app.add_subcommand("compile", "compile manifests into the pipeline program");
   auto opts = std::make_shared<ManifestOptions>();
   auto summary = std::make_shared<bool>(false);
+  auto port_id = std::make_shared<uint16_t>(0);
   AddManifestOptions(*cmd, *opts);
-  cmd->add_option("-o,--output", opts->output, "output format")
-      ->check(CLI::IsMember({"table", "json", "yaml"}));
+  cmd->add_option("-o,--output", opts->output,
+                  "output format; testpmd: the rte_flow rules as dpdk-testpmd `flow create` lines")
+      ->check(CLI::IsMember({"table", "json", "yaml", "testpmd"}));
   cmd->add_flag("--summary", *summary, "print only the per-table counts");
-  cmd->callback([opts, summary] {
-    int rc = RunCompile(*opts, *summary);
+  cmd->add_option("--port-id", *port_id, "-o testpmd: the ethdev port id rules are created on")
+      ->check(CLI::Range(0, 65535));
+  cmd->callback([opts, summary, port_id] {
+    int rc = RunCompile(*opts, *summary, *port_id);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   nicflow::cli::RegisterCompile(app);
   nicflow::cli::RegisterTrace(app);
+  nicflow::cli::RegisterSim(app);
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

@@ -30,6 +30,8 @@ bool InAny(const std::vector<flowtables::IpPrefix>& prefixes, const IpAddr& ip) 
                      [&](const flowtables::IpPrefix& p) { return p.Contains(ip); });
 }
 
+}  // namespace
+
 absl::StatusOr<sim::PortId> ResolveInPort(const flowtables::CompileResult& c,
                                           const sim::SimNic& nic, const TraceRequest& req) {
   InPort kind = req.in_port;
@@ -62,6 +64,8 @@ absl::StatusOr<sim::PortId> ResolveInPort(const flowtables::CompileResult& c,
   if (!id) return absl::InternalError("simulator did not declare port " + pod->ref.ToString());
   return *id;
 }
+
+namespace {
 
 TracePathReport ToPathReport(const sim::TracePath& path) {
   TracePathReport r;
@@ -131,7 +135,9 @@ absl::StatusOr<std::unique_ptr<SimTracer>> SimTracer::Create(
   NICFLOW_ASSIGN_OR_RETURN(sim::DeviceProfile profile, sim::BuiltinProfile("unlimited"));
   auto impl = std::make_unique<Impl>();
   impl->compiled = &compiled;
-  impl->nic = sim::SimNic::Create(profile);
+  sim::SimNic::Options options;
+  options.conntrack_capacity = 1024;  // traces commit nothing; the default table costs ~0.3 s
+  impl->nic = sim::SimNic::Create(profile, options);
   NICFLOW_RETURN_IF_ERROR(impl->nic->Install(compiled.program));
   return std::unique_ptr<SimTracer>(new SimTracer(std::move(impl)));
 }
@@ -142,7 +148,38 @@ absl::StatusOr<TraceReport> TraceOnSimulator(const flowtables::CompileResult& co
   return tracer->Trace(req);
 }
 
-absl::StatusOr<TraceReport> SimTracer::Trace(const TraceRequest& req) const {
+absl::StatusOr<Target> ParseTarget(std::string_view text) {
+  if (text == "sim") return Target::kSim;
+  if (text == "rteflow") return Target::kRteFlow;
+  if (text == "fpga") return Target::kFpga;
+  return absl::InvalidArgumentError(
+      absl::StrCat("--target: \"", Sv(text), "\" is not one of sim, rteflow, fpga"));
+}
+
+std::string_view TargetName(Target t) {
+  switch (t) {
+    case Target::kSim:
+      return "sim";
+    case Target::kRteFlow:
+      return "rteflow";
+    case Target::kFpga:
+      return "fpga";
+  }
+  return "?";
+}
+
+absl::StatusOr<std::vector<TraceReport>> PacketTracer::TraceAll(
+    std::span<const TraceRequest> reqs) {
+  std::vector<TraceReport> out;
+  out.reserve(reqs.size());
+  for (const TraceRequest& req : reqs) {
+    NICFLOW_ASSIGN_OR_RETURN(TraceReport r, Trace(req));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+absl::StatusOr<TraceReport> SimTracer::Trace(const TraceRequest& req) {
   const flowtables::CompileResult& compiled = *impl_->compiled;
   const sim::SimNic* nic = impl_->nic.get();
   NICFLOW_ASSIGN_OR_RETURN(sim::PortId in_port, ResolveInPort(compiled, *nic, req));
@@ -202,6 +239,7 @@ nlohmann::json TraceReportToJson(const TraceReport& r) {
                      {"trace", HopsToJson(p.hops)}});
   }
   return nlohmann::json{
+      {"target", r.target},
       {"verdict", r.verdict},
       {"destinations", r.destinations},
       {"translated", r.translated},
@@ -228,7 +266,8 @@ std::string TraceReportToText(const TraceReport& r, const TraceRequest& req) {
   std::ostringstream out;
   out << flowtables::ProtocolName(req.proto) << " "
       << flowtables::FormatEndpoint(req.src, req.src_port ? req.src_port : 40000) << " -> "
-      << flowtables::FormatEndpoint(req.dst, req.dst_port) << " entering on " << r.in_port << "\n";
+      << flowtables::FormatEndpoint(req.dst, req.dst_port) << " entering on " << r.in_port << " ("
+      << r.target << ")\n";
   out << "verdict: " << absl::AsciiStrToUpper(r.verdict);
   if (r.verdict == "forward") {
     out << " to " << absl::StrJoin(r.destinations, ", ") << " via "

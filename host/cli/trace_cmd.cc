@@ -18,12 +18,11 @@ int RunTrace(const TraceCmdOptions& o) {
   if (!req.ok()) return ReportError(req.status());
   auto compiled = LoadAndCompile(o.manifests);
   if (!compiled.ok()) return ReportError(compiled.status());
-  absl::StatusOr<TraceReport> report;
-  if (o.target == "sim") {
-    report = TraceOnSimulator(*compiled, *req);
-  } else {
-    report = absl::UnimplementedError("--target " + o.target + " is not available in this build");
-  }
+  auto target = ParseTarget(o.target);
+  if (!target.ok()) return ReportError(target.status());
+  auto tracer = CreateTracer(*target, *compiled);
+  if (!tracer.ok()) return ReportError(tracer.status());
+  absl::StatusOr<TraceReport> report = (*tracer)->Trace(*req);
   if (!report.ok()) return ReportError(report.status());
   if (o.manifests.output == "json") {
     std::cout << TraceReportToJson(*report).dump(2) << "\n";

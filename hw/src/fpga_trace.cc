@@ -60,6 +60,10 @@ absl::StatusOr<FpgaTraceReport> TraceFrame(FpgaPipeline& pipeline, std::span<con
   pk.in_port = in_port;
   pk.port_class = port_class;
   NICFLOW_RETURN_IF_ERROR(pipeline.ProcessBatch({&pk, 1}));
+  return ExplainPacket(pipeline, pk);
+}
+
+FpgaTraceReport ExplainPacket(const FpgaPipeline& pipeline, const FpgaPacket& pk) {
   const FpgaResult& res = pk.result;
   const ft::Program& prog = pipeline.installed();
   FpgaTraceReport r;

@@ -1,8 +1,12 @@
 // Conformance runner: reads every scenario file — examples/shop/scenarios.yaml,
 // examples/netpol/scenarios.yaml and tests/conformance/scenarios/*.yaml — in the formats of
 // examples/README.md, compiles each scenario's cluster for its node, and traces every packet and
-// probe through the software simulator with the same code `nicflow trace` runs. One test per
-// scenario; a failure names the file, scenario and packet and shows the trace.
+// probe with the same code `nicflow trace --target T` runs, on every target: the simulator, the
+// rte_flow lowering (RteFlowSim, punts finished in software) and the FPGA kernel (PoCL). One
+// test per scenario and target (`<file>.<scenario>` on the simulator, `<file>_on_rteflow` and
+// `<file>_on_fpga` suites for the others); a failure names the target, file, scenario and packet
+// and shows the trace. A scenario's packets are traced in one TraceAll call, which the FPGA runs
+// as a few kernel launches.
 //
 // NICFLOW_SCENARIOS (colon-separated paths) replaces the default file list.
 #include <gtest/gtest.h>
@@ -109,14 +113,16 @@ std::string CheckPacket(const flowtables::ScenarioPacket& p, const cli::TraceRep
   return out;
 }
 
-void RunServiceScenario(const flowtables::ServiceScenario& sc) {
+void RunServiceScenario(const flowtables::ServiceScenario& sc, cli::Target target) {
+  const std::string on(cli::TargetName(target));
   flowtables::CompileOptions opts;
   opts.node_name = sc.node_name;
   auto compiled = flowtables::Compile(sc.state, opts);
   ASSERT_TRUE(compiled.ok()) << sc.source.file << ": scenario \"" << sc.name
                              << "\" does not compile: " << compiled.status();
-  auto tracer = cli::SimTracer::Create(*compiled);
-  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  auto tracer = cli::CreateTracer(target, *compiled);
+  ASSERT_TRUE(tracer.ok()) << on << ": " << tracer.status();
+  std::vector<cli::TraceRequest> reqs;
   for (const auto& p : sc.packets) {
     cli::TraceRequest req;
     req.proto = p.proto;
@@ -128,45 +134,62 @@ void RunServiceScenario(const flowtables::ServiceScenario& sc) {
       ASSERT_TRUE(port.ok()) << port.status();
       req.in_port = *port;
     }
-    auto report = (*tracer)->Trace(req);
-    ASSERT_TRUE(report.ok()) << "packet \"" << p.name << "\": " << report.status();
-    std::string problem = CheckPacket(p, *report);
-    EXPECT_EQ(problem, "") << sc.source.file << ": scenario \"" << sc.name << "\", packet \""
-                           << p.name << "\" (expect \"" << p.expect << "\", masq "
-                           << (p.masq ? "true" : "false") << ")\n"
-                           << Describe(*report);
+    reqs.push_back(req);
+  }
+  auto reports = (*tracer)->TraceAll(reqs);
+  ASSERT_TRUE(reports.ok()) << on << ": " << reports.status();
+  for (size_t i = 0; i < sc.packets.size(); ++i) {
+    const auto& p = sc.packets[i];
+    std::string problem = CheckPacket(p, (*reports)[i]);
+    EXPECT_EQ(problem, "") << on << ": " << sc.source.file << ": scenario \"" << sc.name
+                           << "\", packet \"" << p.name << "\" (expect \"" << p.expect
+                           << "\", masq " << (p.masq ? "true" : "false") << ")\n"
+                           << Describe((*reports)[i]);
   }
 }
 
-void RunNetpolScenario(const flowtables::NetpolScenario& sc) {
+void RunNetpolScenario(const flowtables::NetpolScenario& sc, cli::Target target) {
+  const std::string on(cli::TargetName(target));
   flowtables::ClusterState state = flowtables::NetpolScenarioToClusterState(sc);
   flowtables::CompileOptions opts;
   opts.node_name = std::string(flowtables::kNetpolNodeName);
   auto compiled = flowtables::Compile(state, opts);
   ASSERT_TRUE(compiled.ok()) << sc.source.file << ": scenario \"" << sc.name
                              << "\" does not compile: " << compiled.status();
-  auto tracer = cli::SimTracer::Create(*compiled);
-  ASSERT_TRUE(tracer.ok()) << tracer.status();
+  auto tracer = cli::CreateTracer(target, *compiled);
+  ASSERT_TRUE(tracer.ok()) << on << ": " << tracer.status();
   std::map<std::string, flowtables::IpAddr> ip_of;
   for (const auto& pod : sc.pods) ip_of[pod.ns + "/" + pod.name] = pod.ip;
+  struct Probe {
+    std::string what;
+    bool want_allowed;
+  };
+  std::vector<cli::TraceRequest> reqs;
+  std::vector<Probe> probes;
   for (const auto& probe : sc.probes) {
-    auto run = [&](const std::pair<std::string, std::string>& pair, bool want_allowed) {
+    auto add = [&](const std::pair<std::string, std::string>& pair, bool want_allowed) {
       cli::TraceRequest req;
       req.proto = probe.proto;
       req.src = ip_of.at(pair.first);
       req.dst = ip_of.at(pair.second);
       req.dst_port = probe.port;
-      auto report = (*tracer)->Trace(req);
-      ASSERT_TRUE(report.ok()) << report.status();
-      bool allowed = report->verdict == "forward";
-      EXPECT_EQ(allowed, want_allowed)
-          << sc.source.file << ": scenario \"" << sc.name << "\": " << pair.first << " -> "
-          << pair.second << " " << flowtables::ProtocolName(probe.proto) << "/" << probe.port
-          << " must be " << (want_allowed ? "allowed" : "denied") << "\n"
-          << Describe(*report);
+      reqs.push_back(req);
+      probes.push_back({pair.first + " -> " + pair.second + " " +
+                            std::string(flowtables::ProtocolName(probe.proto)) + "/" +
+                            std::to_string(probe.port),
+                        want_allowed});
     };
-    for (const auto& pair : probe.allowed) run(pair, true);
-    for (const auto& pair : probe.denied) run(pair, false);
+    for (const auto& pair : probe.allowed) add(pair, true);
+    for (const auto& pair : probe.denied) add(pair, false);
+  }
+  auto reports = (*tracer)->TraceAll(reqs);
+  ASSERT_TRUE(reports.ok()) << on << ": " << reports.status();
+  for (size_t i = 0; i < probes.size(); ++i) {
+    const bool allowed = (*reports)[i].verdict == "forward";
+    EXPECT_EQ(allowed, probes[i].want_allowed)
+        << on << ": " << sc.source.file << ": scenario \"" << sc.name << "\": " << probes[i].what
+        << " must be " << (probes[i].want_allowed ? "allowed" : "denied") << "\n"
+        << Describe((*reports)[i]);
   }
 }
 
@@ -198,12 +221,15 @@ std::string UniqueName(std::set<std::string>& used, const std::string& name, siz
   return n;
 }
 
-void RegisterScenarios() {
+void RegisterScenarios(cli::Target target) {
+  const std::string on =
+      target == cli::Target::kSim ? "" : "_on_" + std::string(cli::TargetName(target));
   for (const std::string& file : ScenarioFiles()) {
     std::set<std::string> used;
     size_t index = 0;
     std::string suite = TestName(fs::path(file).parent_path().filename().string() + "_" +
-                                 fs::path(file).stem().string());
+                                 fs::path(file).stem().string()) +
+                        on;
     if (IsNetpolFile(file)) {
       auto scenarios = flowtables::LoadNetpolScenarios(file);
       if (!scenarios.ok()) {
@@ -211,10 +237,11 @@ void RegisterScenarios() {
         continue;
       }
       for (const auto& sc : *scenarios) {
-        testing::RegisterTest(suite.c_str(), UniqueName(used, sc.name, index++).c_str(), nullptr,
-                              nullptr, file.c_str(), 0, [sc]() -> testing::Test* {
-                                return new ScenarioTest([sc] { RunNetpolScenario(sc); });
-                              });
+        testing::RegisterTest(
+            suite.c_str(), UniqueName(used, sc.name, index++).c_str(), nullptr, nullptr,
+            file.c_str(), 0, [sc, target]() -> testing::Test* {
+              return new ScenarioTest([sc, target] { RunNetpolScenario(sc, target); });
+            });
       }
     } else {
       auto scenarios = flowtables::LoadServiceScenarios(file);
@@ -223,10 +250,11 @@ void RegisterScenarios() {
         continue;
       }
       for (const auto& sc : *scenarios) {
-        testing::RegisterTest(suite.c_str(), UniqueName(used, sc.name, index++).c_str(), nullptr,
-                              nullptr, file.c_str(), 0, [sc]() -> testing::Test* {
-                                return new ScenarioTest([sc] { RunServiceScenario(sc); });
-                              });
+        testing::RegisterTest(
+            suite.c_str(), UniqueName(used, sc.name, index++).c_str(), nullptr, nullptr,
+            file.c_str(), 0, [sc, target]() -> testing::Test* {
+              return new ScenarioTest([sc, target] { RunServiceScenario(sc, target); });
+            });
       }
     }
   }
@@ -237,6 +265,9 @@ void RegisterScenarios() {
 
 int main(int argc, char** argv) {
   testing::InitGoogleTest(&argc, argv);
-  nicflow::RegisterScenarios();
+  for (auto target :
+       {nicflow::cli::Target::kSim, nicflow::cli::Target::kRteFlow, nicflow::cli::Target::kFpga}) {
+    nicflow::RegisterScenarios(target);
+  }
   return RUN_ALL_TESTS();
 }

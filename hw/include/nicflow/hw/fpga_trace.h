@@ -46,6 +46,11 @@ struct FpgaTraceReport {
 absl::StatusOr<FpgaTraceReport> TraceFrame(FpgaPipeline& pipeline, std::span<const uint8_t> frame,
                                            uint32_t in_port, uint8_t port_class);
 
+/// Explains a packet `pipeline` has processed (ProcessBatch): `packet.result` and `packet.frame`
+/// as it left. Batch callers (the conformance runner) run many packets per kernel launch and
+/// explain each; the pipeline's program must be the one the packet ran through.
+FpgaTraceReport ExplainPacket(const FpgaPipeline& pipeline, const FpgaPacket& packet);
+
 /// Opens a device as `options` says, installs `program` and traces one frame.
 absl::StatusOr<FpgaTraceReport> TraceProgram(const flowtables::Program& program,
                                              FpgaOptions options, std::span<const uint8_t> frame,
