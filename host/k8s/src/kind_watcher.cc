@@ -97,7 +97,7 @@ void KindWatcher::Fail(const absl::Status& status) {
 }
 
 absl::StatusOr<KindWatcher::Response> KindWatcher::Get(const std::string& path_and_query,
-                                                       size_t /*max_body_bytes*/, bool stream) {
+                                                       bool stream) {
   Response r;
   HttpTimeouts timeouts = ctx_.config.timeouts;
   if (!stream) timeouts.idle = std::max(timeouts.idle, std::chrono::milliseconds(60000));
@@ -121,7 +121,7 @@ absl::Status KindWatcher::List() {
   for (;;) {
     std::string path = absl::StrCat(Path(), "?limit=", ctx_.options.list_page_size);
     if (!continue_token.empty()) absl::StrAppend(&path, "&continue=", UrlEncode(continue_token));
-    NICFLOW_ASSIGN_OR_RETURN(Response r, Get(path, ctx_.options.max_list_bytes, false));
+    NICFLOW_ASSIGN_OR_RETURN(Response r, Get(path, false));
     NICFLOW_ASSIGN_OR_RETURN(std::string body, r.conn->ReadBody(ctx_.options.max_list_bytes));
     if (r.head.status == 404 && !use_fallback_ && !info_.fallback_path.empty()) {
       use_fallback_ = true;  // an older version of the kind may be served
@@ -258,7 +258,7 @@ KindWatcher::WatchEnd KindWatcher::Watch() {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.watches;
   }
-  absl::StatusOr<Response> r = Get(path, 0, true);
+  absl::StatusOr<Response> r = Get(path, true);
   if (!r.ok()) {
     Fail(r.status());
     return WatchEnd::kFailed;

@@ -44,8 +44,9 @@ class KindWatcher {
   enum class WatchEnd : uint8_t { kClean, kGone, kFailed };
   struct Response;
 
-  absl::StatusOr<Response> Get(const std::string& path_and_query, size_t max_body_bytes,
-                               bool stream);
+  /// Connects, sends GET and reads the response head. `stream`: a watch, which waits on the
+  /// idle timeout; a list waits at least a minute for the server to assemble the body.
+  absl::StatusOr<Response> Get(const std::string& path_and_query, bool stream);
   absl::Status List();
   absl::Status ApplyList(std::vector<nlohmann::json> items, const std::string& resource_version);
   WatchEnd Watch();
