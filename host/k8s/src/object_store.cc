@@ -1,6 +1,7 @@
 // Decoding API objects with the manifest loader, and the per-kind object maps.
 #include "object_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -121,6 +122,14 @@ absl::StatusOr<DecodedObject> DecodeApiObject(const KindInfo& info, nlohmann::js
   fl::LoadOptions options;
   NICFLOW_RETURN_IF_ERROR(fl::LoadText(d.canonical, "kube-apiserver", options, state));
   NICFLOW_ASSIGN_OR_RETURN(d.object, Extract(info.kind, state, what));
+  // The store's key comes from the decoded object, so it matches the snapshot's sort key even
+  // when the loader defaulted the namespace.
+  std::visit(
+      [&](const auto& o) {
+        if constexpr (requires { o.ns; }) d.ns = o.ns;
+        d.name = o.name;
+      },
+      d.object);
   d.notes = std::move(state.notes);
   return d;
 }
@@ -145,8 +154,13 @@ std::optional<ObjectStore::Change> ObjectStore::Upsert(ResourceKind kind, Decode
     }
     change.previous = std::move(it->second.decoded.object);
   }
+  if (object.notes.empty()) {
+    notes_[k].erase(key);
+  } else {
+    notes_[k][key] = object.notes;
+  }
   it->second.decoded = std::move(object);
-  dirty_[k] = true;
+  changed_[k].insert(key);
   return change;
 }
 
@@ -176,7 +190,8 @@ std::optional<ObjectStore::Change> ObjectStore::Remove(ResourceKind kind, std::s
                 std::move(it->second.decoded.object),
                 std::nullopt};
   objects_[k].erase(it);
-  dirty_[k] = true;
+  notes_[k].erase(key);
+  changed_[k].insert(key);
   return change;
 }
 
@@ -195,72 +210,65 @@ size_t ObjectStore::Count(ResourceKind kind) const {
 namespace {
 
 template <typename T>
-std::vector<T>& VectorOf(fl::ClusterState& s);
-template <>
-std::vector<fl::Namespace>& VectorOf(fl::ClusterState& s) {
-  return s.namespaces;
-}
-template <>
-std::vector<fl::Pod>& VectorOf(fl::ClusterState& s) {
-  return s.pods;
-}
-template <>
-std::vector<fl::Service>& VectorOf(fl::ClusterState& s) {
-  return s.services;
-}
-template <>
-std::vector<fl::EndpointSlice>& VectorOf(fl::ClusterState& s) {
-  return s.endpoint_slices;
-}
-template <>
-std::vector<fl::NetworkPolicy>& VectorOf(fl::ClusterState& s) {
-  return s.network_policies;
-}
-template <>
-std::vector<fl::Node>& VectorOf(fl::ClusterState& s) {
-  return s.nodes;
-}
-template <>
-std::vector<fl::ServiceCidr>& VectorOf(fl::ClusterState& s) {
-  return s.service_cidrs;
+std::string KeyOf(const T& o) {
+  if constexpr (requires { o.ns; }) {
+    return ObjectKey(o.ns, o.name);
+  } else {
+    return o.name;
+  }
 }
 
-void ClearKind(ResourceKind kind, fl::ClusterState& s) {
-  switch (kind) {
-    case ResourceKind::kNamespace:
-      return s.namespaces.clear();
-    case ResourceKind::kPod:
-      return s.pods.clear();
-    case ResourceKind::kService:
-      return s.services.clear();
-    case ResourceKind::kEndpointSlice:
-      return s.endpoint_slices.clear();
-    case ResourceKind::kNetworkPolicy:
-      return s.network_policies.clear();
-    case ResourceKind::kNode:
-      return s.nodes.clear();
-    case ResourceKind::kServiceCidr:
-      return s.service_cidrs.clear();
+// Brings `vec` (sorted by key, as the map is) in line with `objects` for the `changed` keys, or
+// wholly when `rebuild`. Patching copies only the changed objects; an insert or erase moves the
+// others, which is cheap next to copying them all. Past a few hundred changes a rebuild is
+// cheaper.
+template <typename T, typename Map>
+void RefreshKind(std::vector<T>& vec, const Map& objects, std::set<std::string>& changed,
+                 bool& rebuild) {
+  if (rebuild || changed.size() > 256) {
+    vec.clear();
+    vec.reserve(objects.size());
+    for (const auto& [key, stored] : objects) vec.push_back(std::get<T>(stored.decoded.object));
+  } else {
+    for (const std::string& key : changed) {
+      auto pos = std::lower_bound(vec.begin(), vec.end(), key,
+                                  [](const T& o, const std::string& k) { return KeyOf(o) < k; });
+      bool present = pos != vec.end() && KeyOf(*pos) == key;
+      auto it = objects.find(key);
+      if (it == objects.end()) {
+        if (present) vec.erase(pos);
+      } else if (present) {
+        *pos = std::get<T>(it->second.decoded.object);
+      } else {
+        vec.insert(pos, std::get<T>(it->second.decoded.object));
+      }
+    }
   }
+  rebuild = false;
+  changed.clear();
 }
 
 }  // namespace
 
 void ObjectStore::Refresh(fl::ClusterState& state) {
   std::lock_guard<std::mutex> lock(mu_);
-  for (size_t k = 0; k < kKindCount; ++k) {
-    if (!dirty_[k]) continue;
-    dirty_[k] = false;
-    ClearKind(static_cast<ResourceKind>(k), state);
-    notes_[k].clear();
-    for (const auto& [key, stored] : objects_[k]) {
-      std::visit([&](const auto& o) { VectorOf<std::decay_t<decltype(o)>>(state).push_back(o); },
-                 stored.decoded.object);
-      notes_[k].insert(notes_[k].end(), stored.decoded.notes.begin(), stored.decoded.notes.end());
+  auto refresh = [&](ResourceKind kind, auto& vec) {
+    size_t k = static_cast<size_t>(kind);
+    RefreshKind(vec, objects_[k], changed_[k], rebuild_[k]);
+  };
+  refresh(ResourceKind::kNamespace, state.namespaces);
+  refresh(ResourceKind::kPod, state.pods);
+  refresh(ResourceKind::kService, state.services);
+  refresh(ResourceKind::kEndpointSlice, state.endpoint_slices);
+  refresh(ResourceKind::kNetworkPolicy, state.network_policies);
+  refresh(ResourceKind::kNode, state.nodes);
+  refresh(ResourceKind::kServiceCidr, state.service_cidrs);
+  state.notes.clear();
+  for (const auto& by_key : notes_) {
+    for (const auto& [key, notes] : by_key) {
+      state.notes.insert(state.notes.end(), notes.begin(), notes.end());
     }
   }
-  state.notes.clear();
-  for (const auto& n : notes_) state.notes.insert(state.notes.end(), n.begin(), n.end());
   for (size_t k = 0; k < kKindCount; ++k) {
     for (const auto& [key, error] : rejected_[k]) {
       state.notes.push_back(absl::StrCat("skipped: ", error));

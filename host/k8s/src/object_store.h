@@ -8,6 +8,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -82,8 +83,9 @@ class ObjectStore {
 
   /// Makes `state` (the previous result of Refresh, or empty) a complete ClusterState: every
   /// stored object, sorted by kind then key, with the loader's warnings and the current
-  /// rejections as notes. Only the kinds that changed since the last Refresh are rebuilt, so a
-  /// Service update does not copy 20k Pods. One caller (the snapshot thread) owns `state`.
+  /// rejections as notes. Only the objects that changed since the last Refresh are copied (a
+  /// kind is rebuilt after its first list or more than 256 changes), so one Pod update does not
+  /// copy 20k Pods. One caller (the snapshot thread) owns `state`.
   void Refresh(flowtables::ClusterState& state);
   /// Current rejections, one line each.
   std::vector<std::string> Rejected() const;
@@ -95,8 +97,10 @@ class ObjectStore {
   mutable std::mutex mu_;
   std::array<std::map<std::string, Stored>, kKindCount> objects_;
   std::array<std::map<std::string, std::string>, kKindCount> rejected_;
-  std::array<bool, kKindCount> dirty_ = {true, true, true, true, true, true, true};
-  std::array<std::vector<std::string>, kKindCount> notes_;  // per kind, as of the last Refresh
+  // What Refresh has to redo: every object of a kind (first time), or only these keys.
+  std::array<bool, kKindCount> rebuild_ = {true, true, true, true, true, true, true};
+  std::array<std::set<std::string>, kKindCount> changed_;
+  std::array<std::map<std::string, std::vector<std::string>>, kKindCount> notes_;  // by key
 };
 
 }  // namespace nicflow::k8s::internal

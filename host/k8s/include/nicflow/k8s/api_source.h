@@ -19,8 +19,8 @@
 //
 // Snapshots. A change marks the state dirty; the snapshot thread waits until no change came for
 // `debounce`, but no longer than `max_delay` after the first, then brings its ClusterState up to
-// date (objects sorted by namespace/name; only the kinds that changed are rebuilt) and calls
-// on_change with it (a reference valid during the call). A burst of events thus yields one
+// date (objects sorted by namespace/name; only the objects that changed are copied into it) and
+// calls on_change with it (a reference valid during the call). A burst of events thus yields one
 // snapshot. No snapshot is produced before every kind finished its first list: a state without,
 // say, its NetworkPolicies would open traffic the cluster closes. A kind the server does not
 // serve (404, e.g. ServiceCIDR before Kubernetes 1.33) counts as listed and empty. Updates that
