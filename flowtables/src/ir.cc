@@ -626,9 +626,18 @@ absl::Status ApplyOne(Program& p, const DeltaOp& op) {
         absl::StrCat("entry op on unknown table ", op.entry.table));
   }
   std::vector<Entry>& table = p.entries[op.entry.table];
-  std::string key = EntryKey(op.entry);
-  auto it =
-      std::find_if(table.begin(), table.end(), [&](const Entry& e) { return EntryKey(e) == key; });
+  const std::string key = EntryKey(op.entry);
+  // Tables are kept in canonical order (priority descending, then identity), so the entry's
+  // place is found by binary search; a table in another order falls back to a scan.
+  auto before = [&](const Entry& e) {
+    return e.priority > op.entry.priority || (e.priority == op.entry.priority && EntryKey(e) < key);
+  };
+  const auto pos = std::partition_point(table.begin(), table.end(), before);
+  auto it = pos;
+  if (it == table.end() || EntryKey(*it) != key) {
+    it = std::find_if(table.begin(), table.end(),
+                      [&](const Entry& e) { return EntryKey(e) == key; });
+  }
   bool exists = it != table.end();
   if (exists == (op.kind == DeltaOp::Kind::kAddEntry)) {
     return absl::FailedPreconditionError(absl::StrCat(Sv(DeltaOpKindName(op.kind)), " ",
@@ -636,12 +645,7 @@ absl::Status ApplyOne(Program& p, const DeltaOp& op) {
                                                       exists ? "exists" : "missing"));
   }
   if (op.kind == DeltaOp::Kind::kAddEntry) {
-    // Keep the canonical order: priority descending, then identity.
-    auto pos = std::find_if(table.begin(), table.end(), [&](const Entry& e) {
-      return e.priority < op.entry.priority ||
-             (e.priority == op.entry.priority && EntryKey(e) > key);
-    });
-    table.insert(pos, op.entry);
+    table.insert(pos, op.entry);  // keeps the canonical order
   } else if (op.kind == DeltaOp::Kind::kModifyEntry) {
     *it = op.entry;
   } else {
@@ -658,6 +662,11 @@ absl::Status ApplyDelta(Program& p, const Delta& d) {
     if (auto st = ApplyOne(scratch, op); !st.ok()) return st;
   }
   p = std::move(scratch);
+  return absl::OkStatus();
+}
+
+absl::Status ApplyDeltaInPlace(Program& p, const Delta& d) {
+  for (const DeltaOp& op : d.ops) NICFLOW_RETURN_IF_ERROR(ApplyOne(p, op));
   return absl::OkStatus();
 }
 

@@ -192,6 +192,49 @@ absl::StatusOr<ConvergeReport> Reconciler::Converge(flowtables::Program&& desire
   return report_;
 }
 
+absl::StatusOr<ConvergeReport> Reconciler::ConvergeDelta(
+    const flowtables::Delta& delta, const std::vector<flowtables::PortDecl>& ports) {
+  const int64_t start = NowNs();
+  report_ = ConvergeReport{};
+  report_.device = std::string(device_.name());
+  if (!installed_) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        Sv(device_.name()), ": installed state unknown; converge to the full program first"));
+  }
+  report_.ops_total = delta.ops.size();
+  CountOps(delta, report_);
+  absl::Status st;
+  if (!delta.empty() || installed_->ports.size() != ports.size()) {
+    flowtables::Program port_view;  // UnionPorts looks at ports only
+    port_view.ports = ports;
+    st = device_.DeclarePorts(UnionPorts(*installed_, port_view));
+    if (st.ok()) st = ApplyDelta(*installed_, delta);
+    if (st.ok()) st = device_.DeclarePorts(ports);
+  }
+  // The device took the delta; bring the cache along in place (no whole-program copy). A delta
+  // that the device accepted but that does not fit the cache means the cache was wrong: drop it
+  // so the next Converge reads the device back.
+  if (st.ok() && installed_) {
+    if (absl::Status fits = flowtables::ApplyDeltaInPlace(*installed_, delta); !fits.ok()) {
+      installed_.reset();
+      st = absl::InternalError(absl::StrCat(Sv(device_.name()),
+                                            ": the device accepted a delta that does not fit the "
+                                            "installed program; will read back: ",
+                                            fits.message()));
+    } else {
+      installed_->ports = ports;
+    }
+  }
+  report_.apply_ns = NowNs() - start;
+  report_.total_ns = report_.apply_ns;
+  if (!st.ok()) {
+    report_.failed = true;
+    report_.error = std::string(Sv(st.message()));
+    return st;
+  }
+  return report_;
+}
+
 absl::Status Reconciler::ApplyDelta(const flowtables::Program& from,
                                     const flowtables::Delta& delta) {
   const size_t n = delta.ops.size();

@@ -5,6 +5,8 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "nicflow/flowtables/incremental.h"
+#include "nicflow/flowtables/loader.h"
 #include "nicflow/host/sim_device.h"
 #include "test_programs.h"
 
@@ -276,6 +278,104 @@ TEST_F(ReconcilerTest, EntryCountersAreReadThroughTheDeviceInterface) {
   ASSERT_TRUE(t.ok());
   EXPECT_EQ(t->packets, 1u);
   EXPECT_FALSE(dev->GetEntryCounter("no such entry").ok());
+}
+
+// The agent's hot path: the incremental compiler hands over a delta, the reconciler pushes it
+// without diffing whole programs, and the device ends exactly on the incremental program.
+class ConvergeDeltaTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ft::ClusterState state;
+    const std::string dir = std::string(NICFLOW_SOURCE_DIR) + "/examples/shop/";
+    ASSERT_TRUE(
+        ft::LoadPaths({dir + "cluster.yaml", dir + "policies.yaml", dir + "kube-proxy.yaml"}, {},
+                      state)
+            .ok());
+    auto inc = ft::IncrementalCompiler::Create(std::move(state), {});
+    ASSERT_TRUE(inc.ok()) << inc.status();
+    inc_ = *std::move(inc);
+    dev_ = NewDevice();
+  }
+
+  // Flips the readiness of the first endpoint of the first EndpointSlice with endpoints.
+  ft::ObjectChange FlipFirstEndpoint() const {
+    for (const ft::EndpointSlice& s : inc_->state().endpoint_slices) {
+      if (s.endpoints.empty()) continue;
+      ft::EndpointSlice changed = s;
+      changed.endpoints[0].ready = !changed.endpoints[0].ready;
+      return {ft::ObjectChange::Kind::kUpdated, changed};
+    }
+    ADD_FAILURE() << "the example has no endpoints";
+    return {};
+  }
+
+  std::unique_ptr<ft::IncrementalCompiler> inc_;
+  std::unique_ptr<SimDevice> dev_;
+};
+
+TEST_F(ConvergeDeltaTest, PushesTheIncrementalDeltaAndTheDeviceHoldsTheIncrementalProgram) {
+  Reconciler r(*dev_);
+  ft::Delta none;
+  EXPECT_EQ(r.ConvergeDelta(none, {}).status().code(), absl::StatusCode::kFailedPrecondition)
+      << "without a known installed state there is nothing to apply a delta to";
+  ASSERT_TRUE(r.Converge(inc_->program()).ok());
+
+  auto delta = inc_->Apply(FlipFirstEndpoint());
+  ASSERT_TRUE(delta.ok()) << delta.status();
+  ASSERT_FALSE(delta->empty());
+  auto report = r.ConvergeDelta(*delta, inc_->program().ports);
+  ASSERT_TRUE(report.ok()) << report.status();
+  EXPECT_EQ(report->ops_applied, delta->ops.size());
+  EXPECT_EQ(report->diff_ns, 0) << "no whole-program Diff on this path";
+  auto back = dev_->ReadBack();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(DiffSize(*back, inc_->program()), 0u) << "the device holds the incremental program";
+  EXPECT_EQ(DiffSize(*r.installed(), inc_->program()), 0u) << "and the cache knows it";
+  auto again = r.Converge(inc_->program());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->ops_total, 0u) << "a full converge afterwards finds nothing to do";
+}
+
+TEST_F(ConvergeDeltaTest, AFailedDeltaRollsBackAndLeavesTheLastGoodProgram) {
+  Reconciler r(*dev_);
+  ASSERT_TRUE(r.Converge(inc_->program()).ok());
+  const ft::Program before = inc_->program();
+  auto delta = inc_->Apply(FlipFirstEndpoint());
+  ASSERT_TRUE(delta.ok() && !delta->empty());
+  dev_->nic().InjectFault(1, absl::UnavailableError("injected"));
+  auto report = r.ConvergeDelta(*delta, inc_->program().ports);
+  EXPECT_EQ(report.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_THAT(std::string(report.status().message()), ::testing::HasSubstr("injected"));
+  auto back = dev_->ReadBack();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(DiffSize(*back, before), 0u) << "the device is on the last good program";
+  ASSERT_TRUE(r.installed().has_value());
+  EXPECT_EQ(DiffSize(*r.installed(), before), 0u);
+  // Retrying with the full program converges.
+  ASSERT_TRUE(r.Converge(inc_->program()).ok());
+  EXPECT_EQ(DiffSize(*dev_->ReadBack(), inc_->program()), 0u);
+}
+
+TEST_F(ConvergeDeltaTest, ADeltaThatDoesNotFitTheDeviceIsRefusedAndNothingChanges) {
+  Reconciler r(*dev_);
+  ASSERT_TRUE(r.Converge(inc_->program()).ok());
+  const ft::Program before = inc_->program();
+  auto delta = inc_->Apply(FlipFirstEndpoint());
+  ASSERT_TRUE(delta.ok() && !delta->empty());
+  ft::Delta twice = *delta;  // plus an add of an entry the device already holds
+  for (const auto& table : before.entries) {
+    if (table.empty()) continue;
+    ft::DeltaOp dup;
+    dup.kind = ft::DeltaOp::Kind::kAddEntry;
+    dup.entry = table.front();
+    twice.ops.push_back(dup);
+    break;
+  }
+  auto report = r.ConvergeDelta(twice, inc_->program().ports);
+  EXPECT_FALSE(report.ok());
+  auto back = dev_->ReadBack();
+  ASSERT_TRUE(back.ok());
+  EXPECT_EQ(DiffSize(*back, before), 0u) << "the transaction was all-or-nothing";
 }
 
 }  // namespace

@@ -356,6 +356,10 @@ absl::StatusOr<Delta> Diff(const Program& from, const Program& to);
 /// FailedPrecondition when an op does not fit `p` (adding an existing entry, deleting a missing
 /// one); `p` is unchanged on error.
 absl::Status ApplyDelta(Program& p, const Delta& d);
+/// The same without the safety copy, for callers that already know `d` fits `p` (a delta the
+/// device just accepted): O(ops × log entries) on tables in canonical order (priority
+/// descending, then EntryKey). On error `p` holds the ops before the failing one.
+absl::Status ApplyDeltaInPlace(Program& p, const Delta& d);
 
 /// Text forms used by dumps, traces and JSON.
 std::string MatchToString(const FieldMatch& m);

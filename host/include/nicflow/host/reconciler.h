@@ -95,6 +95,15 @@ class Reconciler {
   /// The same, taking the program (saves a copy of a large program on the hot path).
   [[nodiscard]] absl::StatusOr<ConvergeReport> Converge(flowtables::Program&& desired);
 
+  /// Pushes a delta the caller already has (from flowtables::IncrementalCompiler, which keeps
+  /// the desired program itself) with the same ordering, transactions and rollback as Converge,
+  /// skipping the whole-program Diff. `delta` must be a make-before-break delta from installed()
+  /// and `ports` the desired program's ports. Errors: FailedPrecondition when installed() is
+  /// unknown (call Converge with the full program instead) or the delta does not fit it; the
+  /// device's error after a rollback, as Converge.
+  [[nodiscard]] absl::StatusOr<ConvergeReport> ConvergeDelta(
+      const flowtables::Delta& delta, const std::vector<flowtables::PortDecl>& ports);
+
   /// The program the device holds as far as the reconciler knows (nullopt before the first
   /// Converge or after a failed rollback).
   const std::optional<flowtables::Program>& installed() const { return installed_; }
