@@ -242,4 +242,10 @@ absl::StatusOr<ApiConfig> KubeconfigConfig(const std::string& path, std::string_
   return ParseKubeconfig(text, path, context);
 }
 
+absl::StatusOr<ApiConfig> LoadApiConfig(const std::string& kubeconfig_path,
+                                        std::string_view context) {
+  if (!kubeconfig_path.empty()) return KubeconfigConfig(kubeconfig_path, context);
+  return InClusterConfig();
+}
+
 }  // namespace nicflow::k8s

@@ -251,9 +251,11 @@ std::optional<KindWatcher::WatchEnd> KindWatcher::ApplyEvent(const std::string& 
 }
 
 KindWatcher::WatchEnd KindWatcher::Watch() {
-  std::string path = absl::StrCat(
-      Path(), "?watch=1&allowWatchBookmarks=true&resourceVersion=", UrlEncode(resource_version_),
-      "&timeoutSeconds=", ctx_.options.watch_timeout_s);
+  // Between T and 2T, as client-go does: agents started together do not all re-watch at once.
+  uint32_t t = ctx_.options.watch_timeout_s;
+  uint32_t timeout_s = t + static_cast<uint32_t>(rng_() % (t + 1));
+  std::string path = absl::StrCat(Path(), "?watch=1&allowWatchBookmarks=true&resourceVersion=",
+                                  UrlEncode(resource_version_), "&timeoutSeconds=", timeout_s);
   {
     std::lock_guard<std::mutex> lock(mu_);
     ++stats_.watches;

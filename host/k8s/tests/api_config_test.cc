@@ -133,6 +133,16 @@ clusters: [{name: k, cluster: {server: "tcp://h"}}]
   EXPECT_THAT(Msg(KubeconfigConfig(not_yaml).status()), HasSubstr("not valid YAML"));
 }
 
+TEST_F(ConfigTest, LoadApiConfigPrefersTheGivenKubeconfig) {
+  std::string path = Write("kubeconfig", Kubeconfig("x"));
+  auto c = LoadApiConfig(path, "lab");
+  ASSERT_FALSE(c.ok());  // lab's certificate files do not exist: the kubeconfig was read
+  EXPECT_THAT(Msg(c.status()), HasSubstr("users[lab-user]"));
+  c = LoadApiConfig(path);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server, "https://10.0.0.1:6443");
+}
+
 TEST_F(ConfigTest, InClusterReadsTheServiceAccountAndRereadsTheToken) {
   InClusterOptions o;
   o.token_path = Write("sa/token", "tok-1\n");

@@ -56,6 +56,11 @@ absl::StatusOr<ApiConfig> KubeconfigConfig(const std::string& path, std::string_
 absl::StatusOr<ApiConfig> ParseKubeconfig(std::string_view text, const std::string& path,
                                           std::string_view context = "");
 
+/// What nicflowd uses: the kubeconfig at `kubeconfig_path` (and `context`) when a path is given,
+/// else the in-cluster configuration. Errors: those of KubeconfigConfig or InClusterConfig.
+absl::StatusOr<ApiConfig> LoadApiConfig(const std::string& kubeconfig_path,
+                                        std::string_view context = "");
+
 /// The bearer token to send now: token_file's content (trimmed) when set, else bearer_token.
 absl::StatusOr<std::string> CurrentToken(const ApiConfig& config);
 

@@ -87,7 +87,7 @@ struct WatchOptions {
   std::chrono::milliseconds max_delay{1000};  ///< longest a change waits for its snapshot
   std::chrono::milliseconds initial_backoff{250};
   std::chrono::milliseconds max_backoff{30000};
-  uint32_t watch_timeout_s = 300;  ///< timeoutSeconds asked of the server per watch
+  uint32_t watch_timeout_s = 300;  ///< a watch asks for timeoutSeconds in [T, 2T]
   uint32_t list_page_size = 500;   ///< limit per LIST page
   size_t max_event_bytes = 16u << 20;
   size_t max_list_bytes = 512u << 20;
