@@ -155,8 +155,13 @@ class RteFlowTracer final : public PacketTracer {
 absl::StatusOr<hw::FpgaPipeline*> SharedPipeline() {
   static absl::StatusOr<std::unique_ptr<hw::FpgaPipeline>> pipeline = [] {
     hw::FpgaOptions o;
-    // Trace programs are small; a smaller image loads and clears faster than the default.
+    // A trace installs one cluster's program and runs a few packets: an image a quarter of the
+    // default's size holds any example or scenario and loads (both copies) far faster, which is
+    // most of a trace's time under ASan. A program that does not fit fails naming the table.
     o.geometry.tcam_rows_per_table = 512;
+    o.geometry.action_slots = 8192;
+    o.geometry.group_capacity = 512;
+    o.geometry.maglev_words = 1u << 18;
     o.geometry.ct_buckets = 1u << 12;
     o.geometry.ct_connections = 1u << 13;
     return hw::FpgaPipeline::Create(std::move(o));
