@@ -189,7 +189,8 @@ TEST_F(ApiSourceTest, ReplaysBookmarkDropGoneAndRelist) {
   StartSource();
   ASSERT_TRUE(snapshots_.Wait(1));
 
-  // Watch 1: ADDED api, MODIFIED web (a second port), BOOKMARK 1010, then the connection drops.
+  // Watch 1: ADDED api, MODIFIED web (a second port), BOOKMARK 1010, then the connection drops
+  // in the middle of the next event (the recording ends inside it, without a newline).
   server_->Push(kServices, Stream("services_watch_1.jsonl", FakeResponse::End::kDrop));
   auto s2 = snapshots_.Wait(2);
   ASSERT_TRUE(s2);
@@ -198,7 +199,8 @@ TEST_F(ApiSourceTest, ReplaysBookmarkDropGoneAndRelist) {
   EXPECT_EQ(FindService(*s2, "web")->ports.size(), 2u);
   EXPECT_EQ(FindService(*s2, "api")->ports[0].node_port, 30090);
 
-  // The client reconnects (after a backoff) from the bookmark's version, not the last event's.
+  // The client reconnects (after a backoff) from the bookmark's version; the cut event (1013)
+  // was not applied.
   ASSERT_TRUE(server_->WaitForRequests(kServices, 3));
   EXPECT_EQ(server_->Requests(kServices)[2].Param("resourceVersion"), "1010");
   KindStats st = StatsOf(ResourceKind::kService);

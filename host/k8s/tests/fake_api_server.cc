@@ -40,11 +40,15 @@ FakeResponse FakeResponse::Stream(std::vector<std::string> lines, End end) {
 absl::StatusOr<FakeResponse> FakeResponse::StreamFile(const std::string& path, End end) {
   std::ifstream in(path);
   if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
-  std::vector<std::string> lines;
-  for (std::string line; std::getline(in, line);) {
-    if (!line.empty()) lines.push_back(line);
-  }
-  return Stream(std::move(lines), end);
+  std::ostringstream text;
+  text << in.rdbuf();
+  std::vector<std::string> lines = absl::StrSplit(text.str(), '\n');
+  std::string tail = lines.back();  // "" when the file ends with a newline
+  lines.pop_back();
+  lines.erase(std::remove(lines.begin(), lines.end(), ""), lines.end());
+  FakeResponse r = Stream(std::move(lines), tail.empty() ? end : End::kDrop);
+  if (!tail.empty()) r.cut_tail = tail;
+  return r;
 }
 
 std::string RecordedRequest::Param(const std::string& name) const {
@@ -309,7 +313,9 @@ void FakeApiServer::Serve(int fd) {
       continue;
     }
     if (resp.end == FakeResponse::End::kDrop) {
-      c.Write("40\r\n{\"type\":\"MODIFIED\",\"object\":{\"kind\":");  // cut inside a chunk
+      std::ostringstream header;
+      header << std::hex << resp.cut_tail.size() + 512 << "\r\n";
+      c.Write(header.str() + resp.cut_tail);  // the connection drops inside this chunk
       break;
     }
     std::unique_lock<std::mutex> lock(impl_->mu);

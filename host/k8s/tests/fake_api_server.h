@@ -29,9 +29,14 @@ struct FakeResponse {
   bool stream = false;             ///< chunked watch stream of `lines`
   std::vector<std::string> lines;  ///< each sent as one chunk with its "\n"
   End end = End::kClean;
+  /// For kDrop: the bytes of the event being sent when the connection dropped; they go out in a
+  /// chunk whose header announces more, so the client sees the cut inside a chunk.
+  std::string cut_tail = R"({"type":"MODIFIED","object":{"kind":)";
 
   static FakeResponse Json(std::string body, int status = 200);
-  /// A watch stream from a recorded file: JSON lines as the API server sends them.
+  /// A watch stream from a recorded file: JSON lines as the API server sends them. A file whose
+  /// last line has no newline recorded a dropped connection: that partial line is the cut_tail
+  /// and `end` becomes kDrop.
   static absl::StatusOr<FakeResponse> StreamFile(const std::string& path, End end);
   static FakeResponse Stream(std::vector<std::string> lines, End end);
 };
