@@ -203,7 +203,12 @@ void BM_Established(benchmark::State& state) {
   Workload& w = GetWorkload(static_cast<int>(state.range(0)));
   if (!w.error.empty()) return state.SkipWithError(w.error.c_str());
   EstablishFlows(w);
+  const sim::FlowCacheStats before = w.nic->flow_cache_stats();
   RunFrames(state, w, w.est_frames, w.est_ports, false);
+  const sim::FlowCacheStats& after = w.nic->flow_cache_stats();
+  const double lookups =
+      static_cast<double>(after.hits + after.misses - before.hits - before.misses);
+  state.counters["cache_hit_pct"] = lookups ? 100.0 * (after.hits - before.hits) / lookups : 0;
 }
 
 // ---- Policy tables alone: tuple space search vs rte_acl ----

@@ -218,6 +218,7 @@ CtCommitResult Conntrack::Commit(const CtTuple& orig, const CtTuple& translated,
   }
   e.packets[0] = 1;
   e.bytes[0] = bytes;
+  e.id = next_id_++;
   e.in_use = true;
   e.expires_ns = now_ns + TimeoutNs(e);
   index_.emplace(orig, slot << 1);

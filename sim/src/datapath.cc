@@ -3,8 +3,16 @@
 // The frame is left untouched while the tables run: actions change the field vector only, and
 // the NAT a forwarded packet accumulated is written into the frame once, when it leaves, with
 // incremental checksum updates. That keeps a REJECT reply faithful to what the sender sent and
-// costs one rewrite however many NAT actions ran. Nothing here allocates (conntrack and the
-// affinity table are reserved up front) or throws.
+// costs one rewrite however many NAT actions ran. Nothing here throws; allocation is amortised
+// (conntrack's index at a new high-water mark, the flow cache at its first insert and when it
+// interns a path it has not seen since the last program change).
+//
+// The interpreter records the path it took (tables, winning rules, the conntrack hit) and whether
+// the outcome may be cached; cacheable outcomes go into the flow cache (flow_cache.h), whose hits
+// replay them. ProcessBatch() parses and probes the cache for a group of frames before running
+// any of them, so the cache sets and conntrack entries of the hits are loaded in parallel rather
+// than one miss after another; frames still run one by one, in order.
+#include <algorithm>
 #include <cstring>
 
 #include "device_state.h"
@@ -34,6 +42,19 @@ inline uint64_t Mix(uint64_t h) {
 
 // `f` is the parsed packet's own field vector, edited in place; `orig` keeps what the frame
 // holds so the rewrite at output knows what changed.
+constexpr size_t kMaxPathSteps = 32;
+
+// What the interpreter did, for the flow cache.
+struct Record {
+  bool cacheable = true;
+  bool has_ct = false;
+  CtDir ct_dir = CtDir::kOriginal;
+  uint32_t ct_slot = 0;
+  uint64_t ct_id = 0;
+  size_t n = 0;
+  PathStep steps[kMaxPathSteps];
+};
+
 struct Exec {
   ParsedPacket pkt;
   PacketFields& f = pkt.fields;
@@ -41,6 +62,7 @@ struct Exec {
   CtTuple orig;  // the tuple at the first CtLookup: what CtCommit records as the original
   bool have_orig = false;
   uint32_t len = 0;
+  Record rec;
 };
 
 enum class Flow : uint8_t { kNext, kGoto, kDone };
@@ -82,11 +104,22 @@ void CtLookup(SimNic::State& s, Exec& x, uint16_t zone, uint64_t now) noexcept {
   if (auto hit = s.ct->Find(t, now)) {
     if (s.ct->Track(*hit, L4Flags(x.pkt), x.len, now)) {
       state |= flowtables::kCtEst | (hit->dir == CtDir::kReply ? flowtables::kCtRpl : 0);
-      ApplyCtNat(s.ct->entry(hit->slot), hit->dir, x.f, x.pkt);
+      const CtEntry& e = s.ct->entry(hit->slot);
+      ApplyCtNat(e, hit->dir, x.f, x.pkt);
+      if (x.rec.has_ct) x.rec.cacheable = false;  // one remembered connection per path
+      x.rec.has_ct = true;
+      x.rec.ct_dir = hit->dir;
+      x.rec.ct_slot = hit->slot;
+      x.rec.ct_id = e.id;
     } else {
       state |= flowtables::kCtInv;
+      x.rec.cacheable = false;
     }
-  } else if (x.pkt.l4_proto == kProtoTcp && !TcpCanStart(L4Flags(x.pkt))) {
+    x.f.set(Field::kCtState, U128::Of(state));
+    return;
+  }
+  x.rec.cacheable = false;  // the outcome depends on the connection not existing yet
+  if (x.pkt.l4_proto == kProtoTcp && !TcpCanStart(L4Flags(x.pkt))) {
     state |= flowtables::kCtInv;
   } else {
     state |= flowtables::kCtNew;
@@ -145,6 +178,7 @@ Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
         if (!ApplyDnat(x.f, x.pkt, a)) return Done(Verdict::kDrop, DropReason::kBadRewrite);
         break;
       case ActionKind::kSnat: {
+        x.rec.cacheable = false;  // the port chosen depends on conntrack's contents
         bool exhausted = false;
         if (!ApplySnat(*s.ct, x.f, x.pkt, a, &exhausted)) {
           return Done(Verdict::kDrop,
@@ -154,6 +188,7 @@ Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
       }
       case ActionKind::kGroup: {
         const CGroup& g = s.groups[a.group];
+        if (g.group.affinity_timeout_s) x.rec.cacheable = false;
         const uint32_t b = PickBucket(s, g, a.group, x.f, now);
         if (b == MaglevTable::kNone) return Done(Verdict::kDrop, DropReason::kNoBucket);
         const Step st = RunActions(s, x, g.buckets[b], now);
@@ -164,6 +199,7 @@ Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
         CtLookup(s, x, a.zone, now);
         break;
       case ActionKind::kCtCommit:
+        x.rec.cacheable = false;
         if (DropReason r = CtCommit(s, x, a.zone, now); r != DropReason::kNone) {
           return Done(Verdict::kDrop, r);
         }
@@ -183,6 +219,11 @@ Step RunPipeline(SimNic::State& s, Exec& x, uint64_t now) noexcept {
     tab.counters.bytes += x.len;
     const LookupResult r = tab.cls->Lookup(x.f);
     tab.counters.ties += r.tie;
+    if (x.rec.n < kMaxPathSteps && t <= 0xff) {
+      x.rec.steps[x.rec.n++] = {r.rule, static_cast<uint8_t>(t), static_cast<uint8_t>(r.tie), 0};
+    } else {
+      x.rec.cacheable = false;
+    }
     const std::vector<CAction>* list = &tab.defaults;
     if (r.rule != kNoRule) {
       CEntry& e = s.entries[r.rule];
@@ -295,40 +336,127 @@ uint8_t L4Flags(const ParsedPacket& p) noexcept {
 
 // ---- Entry points ----
 
-PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in_port) noexcept {
-  State& s = *s_;
-  const uint64_t now = s.clock->NowNs();
+namespace {
+
+using State = SimNic::State;
+
+PacketResult CountDrop(State& s, PacketResult res, DropReason r) noexcept {
+  ++s.counters.dropped;
+  ++s.counters.drops[static_cast<size_t>(r)];
+  res.verdict = Verdict::kDrop;
+  res.reason = r;
+  return res;
+}
+
+// Counts the frame in and parses it. False when it is dropped here (`res` is then final).
+bool Ingress(State& s, std::span<const uint8_t> frame, PortId in_port, Exec& x,
+             PacketResult& res) noexcept {
   ++s.counters.rx_packets;
-  s.counters.rx_bytes += len;
+  s.counters.rx_bytes += frame.size();
   if (in_port < s.port_counters.size()) {
     ++s.port_counters[in_port].rx_packets;
-    s.port_counters[in_port].rx_bytes += len;
+    s.port_counters[in_port].rx_bytes += frame.size();
   }
-  PacketResult res;
-  auto drop = [&](DropReason r) {
-    ++s.counters.dropped;
-    ++s.counters.drops[static_cast<size_t>(r)];
-    res.verdict = Verdict::kDrop;
-    res.reason = r;
-    return res;
-  };
-  if (!s.has_program) return drop(DropReason::kNoProgram);
-  Exec x;
-  x.len = static_cast<uint32_t>(len);
-  res.parse_error = ParsePacket(buf.first(len), x.pkt);
+  if (!s.has_program) {
+    res = CountDrop(s, res, DropReason::kNoProgram);
+    return false;
+  }
+  x.len = static_cast<uint32_t>(frame.size());
+  res.parse_error = ParsePacket(frame, x.pkt);
   if (res.parse_error != ParseError::kNone) {
     ++s.counters.parse_errors[static_cast<size_t>(res.parse_error)];
-    return drop(DropReason::kParseError);
+    res = CountDrop(s, res, DropReason::kParseError);
+    return false;
   }
   x.orig_l34 = CaptureL34(x.pkt);
   x.f.set(Field::kInPort, U128::Of(in_port));
   const auto cls =
       in_port < s.ports.size() ? s.ports[in_port].port_class : flowtables::PortClass::kNone;
   x.f.set(Field::kMetaPortClass, U128::Of(static_cast<uint64_t>(cls)));
+  return true;
+}
+
+// The flow cache key of a parsed packet (flow_cache.h says what belongs in it).
+FlowKey KeyOf(const State& s, const ParsedPacket& p, PortId in_port) noexcept {
+  const PacketFields& f = p.fields;
+  FlowKey k;
+  k.src = f.get(SrcField(p.is_v6));
+  k.dst = f.get(DstField(p.is_v6));
+  k.in_port = in_port;
+  k.present = f.present;
+  k.src_port = static_cast<uint16_t>(f.get(Field::kL4Src).lo);
+  k.dst_port = static_cast<uint16_t>(f.get(Field::kL4Dst).lo);
+  k.icmp_id = p.icmp_id;
+  k.eth_type = static_cast<uint16_t>(f.get(Field::kEthType).lo);
+  k.proto = p.l4_proto;
+  k.tcp_flags = s.key_tcp_flags ? static_cast<uint8_t>(f.get(Field::kTcpFlags).lo) : 0;
+  k.icmp_type = static_cast<uint8_t>(f.get(Field::kIcmpType).lo);
+  k.pkt_flags = static_cast<uint8_t>(p.is_v6 | p.has_l4 << 1 | p.is_fragment << 2);
+  return k;
+}
+
+// Replays a cached outcome (see flow_cache.h). False, with nothing changed, when the remembered
+// connection is gone, expired or refuses the packet: the interpreter must run.
+bool Replay(State& s, Exec& x, const FlowCacheEntry& e, uint64_t now, Step& st) noexcept {
+  if (e.has_ct) {
+    if (!s.ct->IsLive(e.ct_slot, e.ct_id, now)) return false;
+    const CtHit hit{e.ct_slot, static_cast<CtDir>(e.ct_dir)};
+    if (!s.ct->Track(hit, L4Flags(x.pkt), x.len, now)) return false;
+  }
+  const auto [steps, n] = s.flow_cache.Path(e.path);
+  for (size_t i = 0; i < n; ++i) {
+    CTable& tab = s.tables[steps[i].table];
+    ++tab.counters.packets;
+    tab.counters.bytes += x.len;
+    tab.counters.ties += steps[i].tie;
+    if (steps[i].rule == kNoRule) {
+      ++tab.counters.misses;
+      continue;
+    }
+    ++tab.counters.hits;
+    EntryCounters& c = s.entries[steps[i].rule].counters;
+    ++c.packets;
+    c.bytes += x.len;
+  }
+  x.f.v[static_cast<int>(SrcField(x.pkt.is_v6))] = e.out_src;
+  x.f.v[static_cast<int>(DstField(x.pkt.is_v6))] = e.out_dst;
+  x.f.v[static_cast<int>(Field::kL4Src)] = U128::Of(e.out_src_port);
+  x.f.v[static_cast<int>(Field::kL4Dst)] = U128::Of(e.out_dst_port);
+  st = Done(static_cast<Verdict>(e.verdict), static_cast<DropReason>(e.reason), e.out_port);
+  return true;
+}
+
+// Runs the tables and caches the outcome when it may be cached.
+Step Interpret(State& s, Exec& x, const FlowKey& key, uint64_t hash, uint64_t now) noexcept {
   const Step st = RunPipeline(s, x, now);
+  if (!s.flow_cache.enabled()) return st;
+  if (!x.rec.cacheable || st.verdict == Verdict::kReject) {
+    ++s.flow_cache.stats.uncacheable;
+    return st;
+  }
+  FlowCacheEntry e;
+  e.out_src = x.f.get(SrcField(x.pkt.is_v6));
+  e.out_dst = x.f.get(DstField(x.pkt.is_v6));
+  e.out_src_port = static_cast<uint16_t>(x.f.get(Field::kL4Src).lo);
+  e.out_dst_port = static_cast<uint16_t>(x.f.get(Field::kL4Dst).lo);
+  e.out_port = st.port;
+  e.verdict = static_cast<uint8_t>(st.verdict);
+  e.reason = static_cast<uint8_t>(st.reason);
+  e.has_ct = x.rec.has_ct;
+  e.ct_dir = static_cast<uint8_t>(x.rec.ct_dir);
+  e.ct_slot = x.rec.ct_slot;
+  e.ct_id = x.rec.ct_id;
+  (void)s.flow_cache.Insert(key, hash, e, x.rec.steps, x.rec.n);
+  return st;
+}
+
+// Applies the verdict to the frame and the counters.
+PacketResult Egress(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, Exec& x,
+                    const Step& st) noexcept {
+  PacketResult res;
   switch (st.verdict) {
     case Verdict::kDrop:
-      return drop(st.reason);
+      return CountDrop(s, res, st.reason);
     case Verdict::kPunt:
       ++s.counters.punted;
       break;
@@ -339,10 +467,11 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
         ++s.port_counters[st.port].tx_packets;
         s.port_counters[st.port].tx_bytes += len;
       }
+      res.out_port = st.port;
       break;
     case Verdict::kReject: {
       const size_t n = BuildRejectReply(buf.first(len), x.pkt, s.scratch);
-      if (n == 0 || n > buf.size()) return drop(DropReason::kRejectFailed);
+      if (n == 0 || n > buf.size()) return CountDrop(s, res, DropReason::kRejectFailed);
       std::memcpy(buf.data(), s.scratch.data(), n);
       len = n;
       ++s.counters.rejected;
@@ -351,16 +480,90 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
     }
   }
   res.verdict = st.verdict;
-  if (st.verdict == Verdict::kForward) res.out_port = st.port;
   return res;
 }
 
+// A parsed frame through the cache or the tables, then out. `key` and `hash` are the frame's
+// flow key when the cache is enabled.
+PacketResult Run(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, Exec& x,
+                 const FlowKey& key, uint64_t hash, uint64_t now) noexcept {
+  Step st;
+  if (!s.flow_cache.enabled()) {
+    st = RunPipeline(s, x, now);
+  } else {
+    const FlowCacheEntry* e = s.flow_cache.Find(key, hash);
+    if (e != nullptr && Replay(s, x, *e, now, st)) {
+      ++s.flow_cache.stats.hits;
+    } else {
+      ++s.flow_cache.stats.misses;
+      st = Interpret(s, x, key, hash, now);
+    }
+  }
+  return Egress(s, buf, len, in_port, x, st);
+}
+
+}  // namespace
+
+PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in_port) noexcept {
+  State& s = *s_;
+  const uint64_t now = s.clock->NowNs();
+  Exec x;
+  PacketResult res;
+  if (!Ingress(s, buf.first(len), in_port, x, res)) return res;
+  FlowKey key;
+  uint64_t hash = 0;
+  if (s.flow_cache.enabled()) {
+    key = KeyOf(s, x.pkt, in_port);
+    hash = key.Hash();
+  }
+  return Run(s, buf, len, in_port, x, key, hash, now);
+}
+
 void SimNic::ProcessBatch(PacketBatch& b) noexcept {
-  for (size_t i = 0; i < b.size_; ++i) {
-    size_t len = b.len_[i];
-    b.results_[i] =
-        ProcessFrame({b.data_.data() + i * b.max_frame_, b.max_frame_}, len, b.in_port_[i]);
-    b.len_[i] = static_cast<uint32_t>(len);
+  State& s = *s_;
+  // Frames go in groups: parse and probe the cache for the whole group first, prefetching the
+  // cache sets and then the connections the hits will track, so their misses overlap; then run
+  // the group's frames in order. Run() looks the cache up again, since an earlier frame of the
+  // group may have replaced an entry.
+  constexpr size_t kGroup = 16;
+  for (size_t base = 0; base < b.size_; base += kGroup) {
+    const size_t n = std::min(kGroup, b.size_ - base);
+    const uint64_t now = s.clock->NowNs();
+    Exec xs[kGroup];
+    bool parsed[kGroup];
+    FlowKey keys[kGroup];
+    uint64_t hashes[kGroup] = {};
+    for (size_t i = 0; i < n; ++i) {
+      const size_t k = base + i;
+      PacketResult res;
+      parsed[i] =
+          Ingress(s, {b.data_.data() + k * b.max_frame_, b.len_[k]}, b.in_port_[k], xs[i], res);
+      if (!parsed[i]) b.results_[k] = res;
+      if (!parsed[i] || !s.flow_cache.enabled()) continue;
+      keys[i] = KeyOf(s, xs[i].pkt, b.in_port_[k]);
+      hashes[i] = keys[i].Hash();
+      s.flow_cache.Prefetch(hashes[i]);
+    }
+    if (s.flow_cache.enabled()) {
+      for (size_t i = 0; i < n; ++i) {
+        if (!parsed[i]) continue;
+        if (const FlowCacheEntry* e = s.flow_cache.Candidate(hashes[i]))
+          FlowCache::PrefetchEntry(e);
+      }
+      for (size_t i = 0; i < n; ++i) {
+        if (!parsed[i]) continue;
+        const FlowCacheEntry* e = s.flow_cache.Find(keys[i], hashes[i]);
+        if (e != nullptr && e->has_ct) s.ct->Prefetch(e->ct_slot);
+      }
+    }
+    for (size_t i = 0; i < n; ++i) {
+      if (!parsed[i]) continue;
+      const size_t k = base + i;
+      size_t len = b.len_[k];
+      b.results_[k] = Run(s, {b.data_.data() + k * b.max_frame_, b.max_frame_}, len, b.in_port_[k],
+                          xs[i], keys[i], hashes[i], now);
+      b.len_[k] = static_cast<uint32_t>(len);
+    }
   }
 }
 

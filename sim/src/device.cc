@@ -62,6 +62,7 @@ std::unique_ptr<SimNic> SimNic::Create(DeviceProfile profile, Options options) {
       options.conntrack_capacity ? options.conntrack_capacity : s->profile.conntrack_capacity;
   if (ct_cap == 0) ct_cap = 65536;  // a device without CT offload still tracks in software
   s->ct = std::make_unique<Conntrack>(ct_cap, options.ct_timeouts);
+  s->flow_cache = FlowCache(options.flow_cache_entries);
   s->scratch.resize(2048);
   s->affinity.reserve(65536);
   std::unique_ptr<SimNic> nic(new SimNic(std::move(s)));
@@ -144,6 +145,8 @@ void SimNic::ResetCounters() {
   for (CEntry& e : s.entries) e.counters = {};
   for (PortCounters& p : s.port_counters) p = {};
 }
+
+const FlowCacheStats& SimNic::flow_cache_stats() const { return s_->flow_cache.stats; }
 
 const Conntrack& SimNic::conntrack() const { return *s_->ct; }
 

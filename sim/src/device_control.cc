@@ -414,6 +414,7 @@ absl::Status SimNic::Apply(const flowtables::Delta& d) {
   if (absl::Status st = staging.Finish(); !st.ok()) return st;
   for (const DeltaOp& op : d.ops) CommitOp(s, op);
   s.program_cache.reset();
+  s.flow_cache.Invalidate();
   return absl::OkStatus();
 }
 
@@ -475,7 +476,12 @@ absl::Status SimNic::Install(const Program& p) {
     if (t >= p.entries.size()) continue;
     for (const Entry& e : p.entries[t]) CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}});
   }
+  s.key_tcp_flags = false;
+  for (const TableSchema& t : p.tables) {
+    for (const flowtables::KeyField& k : t.keys) s.key_tcp_flags |= k.field == Field::kTcpFlags;
+  }
   s.program_cache.reset();
+  s.flow_cache.Invalidate();
   return absl::OkStatus();
 }
 
@@ -520,6 +526,7 @@ absl::Status SimNic::DeclarePorts(const std::vector<flowtables::PortDecl>& ports
   }
   for (const flowtables::PortDecl& d : ports) s.ports[EnsurePort(s, d.ref)].ips = d.ips;
   s.program_cache.reset();
+  s.flow_cache.Invalidate();
   return absl::OkStatus();
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "flow_cache.h"
 #include "nicflow/sim/classifier.h"
 #include "nicflow/sim/device.h"
 #include "nicflow/sim/maglev.h"
@@ -97,6 +98,9 @@ struct SimNic::State {
   uint64_t ops = 0;
   std::optional<uint64_t> fault_at;  // absolute op number that fails
   absl::Status fault_status;
+
+  FlowCache flow_cache{0};
+  bool key_tcp_flags = false;  // some table matches TCP flags: they belong in the flow key
 
   mutable std::optional<flowtables::Program> program_cache;
   std::vector<uint8_t> scratch;  // REJECT replies are built here

@@ -104,6 +104,9 @@ struct CtEntry {
   uint64_t expires_ns = 0;
   uint64_t packets[2] = {0, 0};
   uint64_t bytes[2] = {0, 0};
+  /// Unique per commit for the table's lifetime (never reused, not even after Clear()), so a
+  /// cached reference (slot, id) tells whether the slot still holds the same connection.
+  uint64_t id = 0;
   bool in_use = false;
 };
 
@@ -152,6 +155,18 @@ class Conntrack {
   void Clear();
 
   const CtEntry& entry(uint32_t slot) const { return slots_[slot]; }
+  /// Whether `slot` still holds connection `id` and it has not expired: a flow cache's
+  /// remembered hit is then what Find() would return for the connection's tuples.
+  bool IsLive(uint32_t slot, uint64_t id, uint64_t now_ns) const noexcept {
+    return slot < slots_.size() && slots_[slot].in_use && slots_[slot].id == id &&
+           slots_[slot].expires_ns > now_ns;
+  }
+  /// Hints the CPU to load a connection before a batch uses it.
+  void Prefetch(uint32_t slot) const noexcept {
+    if (slot >= slots_.size()) return;
+    const char* p = reinterpret_cast<const char*>(&slots_[slot]);
+    for (size_t off = 0; off < sizeof(CtEntry); off += 64) __builtin_prefetch(p + off);
+  }
   size_t size() const { return size_; }
   uint32_t capacity() const { return capacity_; }
   /// Live connections (for dumps and tests).
@@ -170,6 +185,7 @@ class Conntrack {
   // tuple -> slot << 1 | direction
   absl::flat_hash_map<CtTuple, uint32_t, CtTupleHash> index_;
   size_t size_ = 0;
+  uint64_t next_id_ = 1;
 };
 
 }  // namespace nicflow::sim
