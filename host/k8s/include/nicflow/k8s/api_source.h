@@ -13,9 +13,10 @@
 //      store so only real changes surface.
 // Objects are decoded by the manifest loader (flowtables/loader.h) when they arrive, so a
 // snapshot is an assembly of already-validated objects, not a reparse. An object the loader
-// rejects is reported (Stats::decode_errors, the snapshot's notes, naming object and field) and
-// skipped; if an earlier version of it decoded, that version stays — a bad update never removes
-// what is installed for the object and never poisons the rest of the store.
+// rejects is reported (KindStats::decode_errors and ApiSourceStats::rejected at once, the next
+// snapshot's notes; naming object and field) and skipped; if an earlier version of it decoded,
+// that version stays — a bad update never removes what is installed for the object and never
+// poisons the rest of the store. A rejection alone does not trigger a snapshot.
 //
 // Snapshots. A change marks the state dirty; the snapshot thread waits until no change came for
 // `debounce`, but no longer than `max_delay` after the first, then brings its ClusterState up to
