@@ -1,5 +1,6 @@
 #include "nicflow/flowtables/program_json.h"
 
+#include <algorithm>
 #include <charconv>
 
 #include "absl/strings/str_cat.h"
@@ -351,6 +352,27 @@ absl::StatusOr<SelectGroup> ReadGroup(const JsonReader& r, const json& j, const 
   return g;
 }
 
+absl::StatusOr<Entry> ReadEntry(const JsonReader& r, const json& j, TableId table,
+                                const std::string& path) {
+  Entry e;
+  e.table = table;
+  if (!j.is_object() || !j.value("priority", json()).is_number_integer()) {
+    return JsonReader::Err(path, "expected an object with an integer priority");
+  }
+  e.priority = j["priority"].get<int32_t>();
+  const json& ms = j.value("match", json::array());
+  for (size_t m = 0; m < ms.size(); ++m) {
+    NICFLOW_ASSIGN_OR_RETURN(FieldMatch fm,
+                             r.ReadMatch(ms[m], absl::StrCat(path, ".match[", m, "]")));
+    e.match.push_back(std::move(fm));
+  }
+  NICFLOW_ASSIGN_OR_RETURN(e.actions,
+                           r.ReadActions(j.value("actions", json::array()), path + ".actions"));
+  NICFLOW_ASSIGN_OR_RETURN(e.origin, ReadOrigin(j.value("origin", json())));
+  CanonicalizeMatch(e);
+  return e;
+}
+
 absl::Status ReadTable(const JsonReader& r, const json& t, TableId id, Program& p) {
   std::string path = absl::StrCat("tables[", id, "]");
   TableSchema s;
@@ -378,23 +400,8 @@ absl::Status ReadTable(const JsonReader& r, const json& t, TableId id, Program& 
   std::vector<Entry> entries;
   const json& es = t.value("entries", json::array());
   for (size_t i = 0; i < es.size(); ++i) {
-    std::string epath = absl::StrCat(path, ".entries[", i, "]");
-    Entry e;
-    e.table = id;
-    if (!es[i].is_object() || !es[i].value("priority", json()).is_number_integer()) {
-      return JsonReader::Err(epath, "expected an object with an integer priority");
-    }
-    e.priority = es[i]["priority"].get<int32_t>();
-    const json& ms = es[i].value("match", json::array());
-    for (size_t m = 0; m < ms.size(); ++m) {
-      NICFLOW_ASSIGN_OR_RETURN(FieldMatch fm,
-                               r.ReadMatch(ms[m], absl::StrCat(epath, ".match[", m, "]")));
-      e.match.push_back(std::move(fm));
-    }
-    NICFLOW_ASSIGN_OR_RETURN(
-        e.actions, r.ReadActions(es[i].value("actions", json::array()), epath + ".actions"));
-    NICFLOW_ASSIGN_OR_RETURN(e.origin, ReadOrigin(es[i].value("origin", json())));
-    CanonicalizeMatch(e);
+    NICFLOW_ASSIGN_OR_RETURN(Entry e,
+                             ReadEntry(r, es[i], id, absl::StrCat(path, ".entries[", i, "]")));
     entries.push_back(std::move(e));
   }
   p.entries.push_back(std::move(entries));
@@ -432,6 +439,65 @@ absl::StatusOr<Program> ProgramFromJson(const json& j) {
   }
   NICFLOW_RETURN_IF_ERROR(Validate(p));
   return p;
+}
+
+json DeltaToJson(const Delta& d, const Program& p) {
+  json ops = json::array();
+  for (const DeltaOp& op : d.ops) {
+    json o{{"op", DeltaOpKindName(op.kind)}};
+    switch (op.kind) {
+      case DeltaOp::Kind::kAddGroup:
+      case DeltaOp::Kind::kModifyGroup:
+      case DeltaOp::Kind::kDeleteGroup:
+        o["group"] = GroupToJson(op.group, p);
+        break;
+      default:
+        o["table"] = op.entry.table < p.tables.size() ? p.tables[op.entry.table].name
+                                                      : std::to_string(op.entry.table);
+        o["entry"] = EntryToJson(op.entry, p);
+        break;
+    }
+    ops.push_back(std::move(o));
+  }
+  return json{{"ops", std::move(ops)}};
+}
+
+absl::StatusOr<Delta> DeltaFromJson(const json& j, const std::vector<TableSchema>& tables) {
+  if (!j.is_object() || !j.contains("ops") || !j["ops"].is_array()) {
+    return absl::InvalidArgumentError("delta: expected an object with an ops array");
+  }
+  std::vector<std::string> names;
+  for (const TableSchema& t : tables) names.push_back(t.name);
+  JsonReader r(&names);
+  static constexpr DeltaOp::Kind kKinds[] = {
+      DeltaOp::Kind::kAddGroup,    DeltaOp::Kind::kModifyGroup, DeltaOp::Kind::kAddEntry,
+      DeltaOp::Kind::kModifyEntry, DeltaOp::Kind::kDeleteEntry, DeltaOp::Kind::kDeleteGroup};
+  Delta d;
+  for (size_t i = 0; i < j["ops"].size(); ++i) {
+    const json& o = j["ops"][i];
+    std::string path = absl::StrCat("ops[", i, "]");
+    std::string kind = o.is_object() ? o.value("op", "") : "";
+    const DeltaOp::Kind* k =
+        std::find_if(std::begin(kKinds), std::end(kKinds),
+                     [&](DeltaOp::Kind c) { return DeltaOpKindName(c) == kind; });
+    if (k == std::end(kKinds)) return JsonReader::Err(path + ".op", "unknown op \"" + kind + "\"");
+    DeltaOp op;
+    op.kind = *k;
+    if (o.contains("group")) {
+      NICFLOW_ASSIGN_OR_RETURN(op.group, ReadGroup(r, o["group"], path + ".group"));
+    } else {
+      std::string table = o.value("table", "");
+      auto t = std::find(names.begin(), names.end(), table);
+      if (t == names.end()) {
+        return JsonReader::Err(path + ".table", "unknown table \"" + table + "\"");
+      }
+      NICFLOW_ASSIGN_OR_RETURN(
+          op.entry, ReadEntry(r, o.value("entry", json()), static_cast<TableId>(t - names.begin()),
+                              path + ".entry"));
+    }
+    d.ops.push_back(std::move(op));
+  }
+  return d;
 }
 
 }  // namespace nicflow::flowtables

@@ -75,5 +75,35 @@ TEST(ProgramJson, NamesThePathOfABadValue) {
   EXPECT_FALSE(ProgramFromJson(j).ok());
 }
 
+TEST(ProgramJson, DeltaRoundTripsInOrder) {
+  Program empty = SampleProgram();
+  for (auto& es : empty.entries) es.clear();
+  empty.groups.clear();
+  Program full = SampleProgram();
+  auto d = Diff(empty, full);
+  ASSERT_TRUE(d.ok());
+  nlohmann::json j = DeltaToJson(*d, full);
+  EXPECT_EQ(j["ops"][0]["op"], "add-group");
+  auto back = DeltaFromJson(nlohmann::json::parse(j.dump()), full.tables);
+  ASSERT_TRUE(back.ok()) << back.status();
+  ASSERT_EQ(back->ops.size(), d->ops.size());
+  for (size_t i = 0; i < d->ops.size(); ++i) {
+    EXPECT_EQ(back->ops[i].kind, d->ops[i].kind);
+    EXPECT_EQ(EntryKey(back->ops[i].entry), EntryKey(d->ops[i].entry));
+    EXPECT_EQ(back->ops[i].group.name, d->ops[i].group.name);
+  }
+  ASSERT_TRUE(ApplyDelta(empty, *back).ok());
+  auto rest = Diff(empty, full);
+  ASSERT_TRUE(rest.ok());
+  EXPECT_TRUE(rest->empty());
+}
+
+TEST(ProgramJson, DeltaNamesAnUnknownTable) {
+  nlohmann::json j = {{"ops", {{{"op", "add-entry"}, {"table", "nowhere"}, {"entry", {}}}}}};
+  auto back = DeltaFromJson(j, SampleProgram().tables);
+  ASSERT_FALSE(back.ok());
+  EXPECT_NE(back.status().message().find("ops[0].table"), absl::string_view::npos);
+}
+
 }  // namespace
 }  // namespace nicflow::flowtables

@@ -18,6 +18,15 @@ nlohmann::json OriginToJson(const Origin& o);
 /// The whole program: {"tables": [...with entries...], "groups": [...], "ports": [...]}.
 nlohmann::json ProgramToJson(const Program& p);
 
+/// A delta as {"ops": [{"op": "add-entry", "table": "service", "entry": {...}} |
+/// {"op": "add-group", "group": {...}}, ...]} (the agent's diff output and the device RPC).
+/// `p` names the tables (gotos and entry tables are written by name).
+nlohmann::json DeltaToJson(const Delta& d, const Program& p);
+/// Parses DeltaToJson's output against the table schemas it refers to. Errors: InvalidArgument
+/// naming the JSON path (unknown op, table, field, action). Does not check the delta applies.
+absl::StatusOr<Delta> DeltaFromJson(const nlohmann::json& j,
+                                    const std::vector<TableSchema>& tables);
+
 /// Parses ProgramToJson's output back. Errors: InvalidArgument naming the JSON path.
 absl::StatusOr<Program> ProgramFromJson(const nlohmann::json& j);
 
