@@ -168,6 +168,9 @@ struct Best {
   uint32_t id = kNoRule;
 
   void Offer(int32_t priority_, uint64_t seq_, uint32_t id_, bool bucket_tie, bool& tie) {
+    // A small partition's rule may be offered again by a tuple past the 64th (they share the
+    // last bit of the tuple masks, so they are probed for every packet): it is not a tie.
+    if (found && id_ == id) return;
     if (!found || priority_ > priority) {
       *this = {true, priority_, seq_, id_};
       tie = bucket_tie;
@@ -359,6 +362,32 @@ struct TupleSet {
   static uint64_t Bit(uint32_t tuple) { return 1ull << std::min<uint32_t>(tuple, 63); }
 };
 
+// The rules of one partition value while there are few of them, in lookup order (priority
+// descending, then insertion order), with their masks and values side by side: a lookup scans them
+// instead of probing the partition's tuples (see "Small partitions" in classifier.h).
+constexpr size_t kSmallPartition = 8;
+
+struct SmallRule {
+  int32_t priority;
+  uint32_t id;
+  uint64_t seq;
+  uint32_t required;
+  uint16_t range_begin;  // into SmallList::ranges
+  uint16_t range_count;
+};
+
+struct SmallList {
+  bool large = false;  // outgrew kSmallPartition: the tuples are probed instead
+  std::vector<SmallRule> rules;
+  std::vector<uint64_t> words;  // per rule: mask words then value words
+  std::vector<RangeCheck> ranges;
+};
+
+struct Part {
+  TupleSet tuples;
+  SmallList small;
+};
+
 // One TupleSpace; when the schema has an exact key of at most 64 bits, the tuples are pruned per
 // packet by that key's value (see "Partitioning" in classifier.h).
 class TupleSpaceClassifier final : public Classifier {
@@ -408,8 +437,13 @@ class TupleSpaceClassifier final : public Classifier {
   int words_ = 0;
   int part_ = -1;  // key index partitioned on, -1 none
   TupleSpace space_;
-  TupleSet wild_;                                  // rules not mentioning the partition key
-  absl::flat_hash_map<uint64_t, TupleSet> parts_;  // partition value -> its tuples
+  void AddSmall(SmallList& l, const CompiledRule& c) const;
+  void RemoveSmall(SmallList& l, uint32_t id) const;
+  void ScanSmall(const SmallList& l, const uint64_t* key, uint32_t present, Best& best,
+                 bool& tie) const noexcept;
+
+  TupleSet wild_;                              // rules not mentioning the partition key
+  absl::flat_hash_map<uint64_t, Part> parts_;  // partition value -> its tuples and small list
   absl::flat_hash_map<uint32_t, std::optional<uint64_t>> where_;  // rule -> its partition
   uint64_t next_seq_ = 0;
 };
@@ -451,8 +485,14 @@ absl::Status TupleSpaceClassifier::Insert(uint32_t id, int32_t priority,
   if (absl::Status s = CheckMatch(keys_, match, &idx); !s.ok()) return s;
   if (where_.contains(id)) return absl::AlreadyExistsError(absl::StrCat("rule ", id, " exists"));
   std::optional<uint64_t> part_value;
-  const uint32_t tuple = space_.Insert(Compile(id, priority, match, idx, part_value));
-  (part_value ? parts_[*part_value] : wild_).Add(tuple);
+  CompiledRule c = Compile(id, priority, match, idx, part_value);
+  if (part_value) {
+    Part& part = parts_[*part_value];
+    AddSmall(part.small, c);
+    part.tuples.Add(space_.Insert(std::move(c)));
+  } else {
+    wild_.Add(space_.Insert(std::move(c)));
+  }
   where_.emplace(id, part_value);
   return absl::OkStatus();
 }
@@ -463,8 +503,9 @@ absl::Status TupleSpaceClassifier::Remove(uint32_t id) {
   const uint32_t tuple = space_.Remove(id);
   if (it->second) {
     auto part = parts_.find(*it->second);
-    part->second.Remove(tuple);
-    if (part->second.counts.empty()) parts_.erase(part);
+    part->second.tuples.Remove(tuple);
+    RemoveSmall(part->second.small, id);
+    if (part->second.tuples.counts.empty()) parts_.erase(part);
   } else {
     wild_.Remove(tuple);
   }
@@ -476,18 +517,105 @@ LookupResult TupleSpaceClassifier::Lookup(const PacketFields& f) const noexcept 
   std::array<uint64_t, kMaxKeyWords> key;
   Extract(f, key.data());
   uint64_t allowed = ~0ull;
+  Best best;
+  bool tie = false;
   if (part_ >= 0) {
     allowed = wild_.mask;
     if (f.has(keys_[part_].field)) {
       if (auto it = parts_.find(key[word_off_[part_]]); it != parts_.end()) {
-        allowed |= it->second.mask;
+        if (it->second.small.large) {
+          allowed |= it->second.tuples.mask;
+        } else {
+          ScanSmall(it->second.small, key.data(), f.present, best, tie);
+        }
       }
     }
   }
-  Best best;
-  bool tie = false;
   if (allowed) space_.Lookup(key.data(), f.present, allowed, best, tie);
   return {best.id, tie};
+}
+
+void TupleSpaceClassifier::AddSmall(SmallList& l, const CompiledRule& c) const {
+  if (l.large) return;
+  if (l.rules.size() == kSmallPartition) {  // outgrown: from now on the tuples are probed
+    l = SmallList{true, {}, {}, {}};
+    return;
+  }
+  // Rebuilt whole: the list is short, and rebuilding keeps words and ranges in rule order.
+  std::vector<SmallRule> rules = l.rules;
+  std::vector<const uint64_t*> words;
+  std::vector<std::vector<RangeCheck>> ranges;
+  for (const SmallRule& r : l.rules) {
+    words.push_back(&l.words[(&r - l.rules.data()) * 2 * words_]);
+    ranges.emplace_back(l.ranges.begin() + r.range_begin,
+                        l.ranges.begin() + r.range_begin + r.range_count);
+  }
+  const auto pos = static_cast<size_t>(
+      std::find_if(rules.begin(), rules.end(),
+                   [&](const SmallRule& r) { return r.priority < c.rule.priority; }) -
+      rules.begin());
+  rules.insert(rules.begin() + static_cast<ptrdiff_t>(pos),
+               SmallRule{c.rule.priority, c.rule.id, c.rule.seq, c.required, 0, 0});
+  std::vector<uint64_t> own(c.mask);
+  own.insert(own.end(), c.value.begin(), c.value.end());
+  words.insert(words.begin() + static_cast<ptrdiff_t>(pos), own.data());
+  ranges.insert(ranges.begin() + static_cast<ptrdiff_t>(pos), c.rule.ranges);
+  SmallList out;
+  for (size_t i = 0; i < rules.size(); ++i) {
+    rules[i].range_begin = static_cast<uint16_t>(out.ranges.size());
+    rules[i].range_count = static_cast<uint16_t>(ranges[i].size());
+    out.ranges.insert(out.ranges.end(), ranges[i].begin(), ranges[i].end());
+    out.words.insert(out.words.end(), words[i], words[i] + 2 * words_);
+  }
+  out.rules = std::move(rules);
+  l = std::move(out);
+}
+
+void TupleSpaceClassifier::RemoveSmall(SmallList& l, uint32_t id) const {
+  if (l.large) return;
+  auto it =
+      std::find_if(l.rules.begin(), l.rules.end(), [&](const SmallRule& r) { return r.id == id; });
+  const auto i = static_cast<size_t>(it - l.rules.begin());
+  const size_t w = 2 * static_cast<size_t>(words_);
+  l.words.erase(l.words.begin() + static_cast<ptrdiff_t>(i * w),
+                l.words.begin() + static_cast<ptrdiff_t>((i + 1) * w));
+  const uint16_t begin = it->range_begin, count = it->range_count;
+  l.ranges.erase(l.ranges.begin() + begin, l.ranges.begin() + begin + count);
+  l.rules.erase(it);
+  for (SmallRule& r : l.rules) {
+    if (r.range_begin > begin) r.range_begin = static_cast<uint16_t>(r.range_begin - count);
+  }
+}
+
+// The first rule in lookup order that matches wins; a later one of the same priority that also
+// matches is a tie (as a bucket reports it).
+void TupleSpaceClassifier::ScanSmall(const SmallList& l, const uint64_t* key, uint32_t present,
+                                     Best& best, bool& tie) const noexcept {
+  const size_t w = static_cast<size_t>(words_);
+  auto matches = [&](size_t i) {
+    const SmallRule& r = l.rules[i];
+    if ((present & r.required) != r.required) return false;
+    const uint64_t* m = &l.words[i * 2 * w];
+    for (size_t k = 0; k < w; ++k) {
+      if ((key[k] & m[k]) != m[w + k]) return false;
+    }
+    for (uint16_t k = 0; k < r.range_count; ++k) {
+      const RangeCheck& c = l.ranges[r.range_begin + k];
+      const U128 v = c.words == 2 ? U128{key[c.word], key[c.word + 1]} : U128::Of(key[c.word]);
+      if (v < c.lo || c.hi < v) return false;
+    }
+    return true;
+  };
+  for (size_t i = 0; i < l.rules.size(); ++i) {
+    if (!matches(i)) continue;
+    const SmallRule& r = l.rules[i];
+    bool rule_tie = false;
+    for (size_t j = i + 1; j < l.rules.size() && l.rules[j].priority == r.priority; ++j) {
+      rule_tie = rule_tie || matches(j);
+    }
+    best.Offer(r.priority, r.seq, r.id, rule_tie, tie);
+    return;
+  }
 }
 
 }  // namespace

@@ -139,6 +139,61 @@ TEST(Classifier, PartitionsOnTheExactSetTagAndStillAgreesWithLinear) {
   EXPECT_GT(hits, 1000u);
 }
 
+TEST(Classifier, SmallPartitionsAreScannedAndAgreeWithLinearThroughGrowthAndRemoval) {
+  // Partitions of 1-12 rules (crossing the small-list bound), a few wildcard-set rules, equal
+  // priorities (ties), many tuples (masks past the 64th share a bit), removals and re-inserts.
+  const std::vector<ft::KeyField> keys = {{F::kMetaDstSet, K::kExact},
+                                          {F::kIpv4Src, K::kLpm},
+                                          {F::kIpProto, K::kTernary},
+                                          {F::kL4Dst, K::kRange}};
+  std::mt19937_64 rng(9);
+  auto tss = MakeTupleSpaceClassifier(keys);
+  auto lin = MakeLinearClassifier(keys);
+  auto rule = [&] {
+    std::vector<ft::FieldMatch> m;
+    if (rng() % 20) m.push_back(Exact(F::kMetaDstSet, 1 + rng() % 60));
+    const int len = static_cast<int>(rng() % 33);
+    const uint64_t ip = (0x0a000000 | (rng() % 4) << 8) & PrefixMaskBits(32, len).lo;
+    m.push_back({F::kIpv4Src, ft::LpmMatch{U128::Of(ip), len}});
+    if (rng() % 2) m.push_back(Ternary(F::kIpProto, rng() % 2 ? 6 : 17, 0xff));
+    if (rng() % 2) {
+      uint16_t a = static_cast<uint16_t>(rng() % 40), b = static_cast<uint16_t>(rng() % 40);
+      if (a > b) std::swap(a, b);
+      m.push_back(Range(F::kL4Dst, a, b));
+    }
+    return m;
+  };
+  uint32_t next = 0;
+  std::vector<uint32_t> live;
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 150; ++i) {
+      const auto prio = static_cast<int32_t>(rng() % 4 == 0 ? 50 : rng() % 100);
+      const auto m = rule();
+      ASSERT_TRUE(tss->Insert(next, prio, m).ok());
+      ASSERT_TRUE(lin->Insert(next, prio, m).ok());
+      live.push_back(next++);
+    }
+    for (size_t i = 0; i < live.size(); i += 3) {
+      ASSERT_TRUE(tss->Remove(live[i]).ok());
+      ASSERT_TRUE(lin->Remove(live[i]).ok());
+      live[i] = live.back();
+      live.pop_back();
+    }
+    size_t hits = 0;
+    for (int p = 0; p < 3000; ++p) {
+      PacketFields f = V4Packet(0x0a000000 | static_cast<uint32_t>(rng() % 1024), 2,
+                                rng() % 2 ? 6 : 17, 1, static_cast<uint16_t>(rng() % 40));
+      if (rng() % 10) f.set(F::kMetaDstSet, U128::Of(rng() % 62));
+      const LookupResult a = tss->Lookup(f), b = lin->Lookup(f);
+      ASSERT_EQ(a.rule, b.rule) << "round " << round << " packet " << p;
+      ASSERT_EQ(a.tie, b.tie) << "round " << round << " packet " << p;
+      hits += a.rule != kNoRule;
+    }
+    EXPECT_GT(hits, 1000u);
+  }
+  EXPECT_GT(GetTupleSpaceStats(*tss).tuples, 64u) << "tuples past the 64th are exercised";
+}
+
 TEST(Classifier, HighestPriorityWinsAcrossTuples) {
   auto c = MakeTupleSpaceClassifier(PolicyKeys());
   ASSERT_TRUE(c->Insert(1, 10, std::vector{testing::Lpm(F::kIpv4Src, "10.0.0.0/8")}).ok());
