@@ -51,6 +51,8 @@ void AddPods(const ClusterShape& s, ClusterState& st) {
   }
 }
 
+constexpr int kNodePorts = 32767 - 30000 + 1;
+
 void AddServices(const ClusterShape& s, std::mt19937_64& rng, ClusterState& st) {
   for (int i = 0; i < s.services; ++i) {
     Service svc;
@@ -60,10 +62,12 @@ void AddServices(const ClusterShape& s, std::mt19937_64& rng, ClusterState& st) 
     svc.cluster_ips = {IpAddr::V4(ip)};
     svc.selector = Labels{{"app", "app-" + std::to_string(i % 500)}};
     ServicePort port{"http", Protocol::kTcp, 80, std::string("http"), 0};
-    if (i % 10 == 1) {
+    // Every tenth Service is a NodePort while the default node port range (30000-32767, 2,768
+    // ports) lasts, as in a real cluster: above ~27,680 Services the rest are ClusterIP only
+    // (wrapping around the range gave Services colliding node ports the compiler rejects).
+    if (i % 10 == 1 && i / 10 < kNodePorts) {
       svc.type = ServiceType::kNodePort;
-      // Every tenth Service is a NodePort; i / 10 keeps node ports unique up to 27,670 Services.
-      port.node_port = static_cast<uint16_t>(30000 + (i / 10) % 2768);
+      port.node_port = static_cast<uint16_t>(30000 + i / 10);
     }
     svc.ports.push_back(port);
     if (i % 4 == 0) svc.ports.push_back({"metrics", Protocol::kTcp, 9100, uint16_t{9100}, 0});

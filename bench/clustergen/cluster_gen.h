@@ -3,8 +3,9 @@
 // Shape: `nodes` nodes with a /24 pod CIDR each inside 10.0.0.0/8 (cluster CIDR), pods spread
 // round-robin over nodes and namespaces, Services in 10.96.0.0/12 each backed by an EndpointSlice
 // of `endpoints_per_service` pods (a pod backs several Services when there are fewer pods than
-// endpoints), a mix of ClusterIP / NodePort / LoadBalancer, and NetworkPolicies selecting pods by
-// label with pod, namespace and ipBlock peers and numeric, named and ranged ports.
+// endpoints), a mix of ClusterIP / NodePort / LoadBalancer (every tenth Service a NodePort until
+// the 2,768 ports of the default node port range are used up), and NetworkPolicies selecting pods
+// by label with pod, namespace and ipBlock peers and numeric, named and ranged ports.
 #pragma once
 
 #include <cstdint>

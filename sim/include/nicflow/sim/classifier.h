@@ -36,6 +36,14 @@
 //   (19 on 2,000 synthetic sets). Cost: one more hash probe per lookup, a mask per value. A first
 //   version gave every value its own tuple space; with thousands of values that scattered the
 //   tables over memory and was slower than no partitioning at all.
+// * Small partitions: a partition value with at most 8 rules (a policy set's few rules) also
+//   keeps them in one list in lookup order (priority desc, insertion asc) with masks and values
+//   side by side, and a lookup scans that list instead of hashing the key once per tuple: one
+//   hash probe for the partition plus a few word compares, instead of one probe per tuple (the
+//   rules of one set use 2-3 different masks). It doubled the policy tables' lookup rate (0.34 ->
+//   0.88 of rte_acl for rule tables, 0.16 -> 0.58 for peer tables). Cost: a copy of each rule,
+//   and rebuilding the list on insert/remove (it is short). A partition that grows past 8 drops
+//   its list for good (until it empties) and is probed through its tuples.
 //
 // Invariants: rule ids are unique; within a bucket rules are sorted by (priority desc, seq asc);
 // each partition lists its non-empty tuples by max priority desc; empty partitions are removed.
