@@ -79,7 +79,7 @@ inline Step Done(Verdict v, DropReason r = DropReason::kNone, PortId port = kInv
 
 uint32_t PickBucket(SimNic::State& s, const CGroup& g, uint32_t gi, const PacketFields& f,
                     uint64_t now) noexcept {
-  if (!g.group.affinity_timeout_s) return g.maglev.Pick(FlowHash(g, f));
+  if (!g.affinity) return g.maglev.Pick(FlowHash(g, f));
   const bool v6 = f.has(Field::kIpv6Src);
   const AffinityKey key{gi, f.get(SrcField(v6))};
   const uint64_t timeout = uint64_t{*g.group.affinity_timeout_s} * kNsPerS;
@@ -188,7 +188,7 @@ Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
       }
       case ActionKind::kGroup: {
         const CGroup& g = s.groups[a.group];
-        if (g.group.affinity_timeout_s) x.rec.cacheable = false;
+        if (g.affinity) x.rec.cacheable = false;
         const uint32_t b = PickBucket(s, g, a.group, x.f, now);
         if (b == MaglevTable::kNone) return Done(Verdict::kDrop, DropReason::kNoBucket);
         const Step st = RunActions(s, x, g.buckets[b], now);
@@ -320,7 +320,10 @@ void ApplyCtNat(const CtEntry& e, CtDir dir, PacketFields& f, const ParsedPacket
 
 uint64_t FlowHash(const CGroup& g, const PacketFields& f) noexcept {
   uint64_t h = 0x243f6a8885a308d3ull;
-  for (Field fld : g.group.hash_fields) {
+  const std::span<const Field> fields = g.n_hash <= kInlineHashFields
+                                            ? std::span<const Field>(g.hash.data(), g.n_hash)
+                                            : std::span<const Field>(g.group.hash_fields);
+  for (Field fld : fields) {
     const U128 v = f.get(fld);
     h = Mix(h ^ v.hi) + v.lo;
   }
@@ -519,20 +522,84 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
   return Run(s, buf, len, in_port, x, key, hash, now);
 }
 
+namespace {
+
+// Prefetching for frames the flow cache does not answer: each pass loads, for every such frame of
+// a group, what the next pass reads, so a group's cache misses overlap instead of queueing one
+// after another. The passes speculate with the frame's fields as parsed (a lookup in a big table
+// with the fields as they are before any action ran): a wrong guess costs a useless load, never a
+// different result, since nothing here writes.
+// Frames a batch handles together (see ProcessBatch).
+constexpr size_t kBatchGroup = 16;
+
+struct Speculation {
+  const CEntry* entry = nullptr;
+  const CGroup* group = nullptr;
+  uint64_t hash = 0;
+};
+
+void PrefetchPipeline(const State& s, Exec* xs, const bool* todo, size_t n) noexcept {
+  Speculation spec[kBatchGroup];
+  for (size_t i = 0; i < n; ++i) {
+    if (!todo[i]) continue;
+    s.ct->PrefetchTuple(TupleOf(xs[i].f, xs[i].pkt, 0));
+    for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(xs[i].f);
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (!todo[i]) continue;
+    for (TableId t : s.big_tables) {
+      const LookupResult r = s.tables[t].cls->Lookup(xs[i].f);
+      if (r.rule == kNoRule) continue;
+      spec[i].entry = &s.entries[r.rule];
+      __builtin_prefetch(spec[i].entry);
+      break;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (spec[i].entry == nullptr) continue;
+    const char* p = reinterpret_cast<const char*>(spec[i].entry->actions.data());
+    for (size_t k = 0; k < spec[i].entry->actions.size() && k < 4; ++k) {
+      __builtin_prefetch(p + k * sizeof(CAction));
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (spec[i].entry == nullptr) continue;
+    for (const CAction& a : spec[i].entry->actions) {
+      if (a.kind != ActionKind::kGroup) continue;
+      spec[i].group = &s.groups[a.group];
+      __builtin_prefetch(spec[i].group);
+      break;
+    }
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (spec[i].group == nullptr) continue;
+    spec[i].hash = FlowHash(*spec[i].group, xs[i].f);
+    spec[i].group->maglev.PrefetchSlot(spec[i].hash);
+    __builtin_prefetch(spec[i].group->buckets.data());
+  }
+  for (size_t i = 0; i < n; ++i) {
+    if (spec[i].group == nullptr) continue;
+    const uint32_t b = spec[i].group->maglev.Pick(spec[i].hash);
+    if (b < spec[i].group->buckets.size()) __builtin_prefetch(spec[i].group->buckets[b].data());
+  }
+}
+
+}  // namespace
+
 void SimNic::ProcessBatch(PacketBatch& b) noexcept {
   State& s = *s_;
   // Frames go in groups: parse and probe the cache for the whole group first, prefetching the
   // cache sets and then the connections the hits will track, so their misses overlap; then run
   // the group's frames in order. Run() looks the cache up again, since an earlier frame of the
   // group may have replaced an entry.
-  constexpr size_t kGroup = 16;
-  for (size_t base = 0; base < b.size_; base += kGroup) {
-    const size_t n = std::min(kGroup, b.size_ - base);
+  for (size_t base = 0; base < b.size_; base += kBatchGroup) {
+    const size_t n = std::min(kBatchGroup, b.size_ - base);
     const uint64_t now = s.clock->NowNs();
-    Exec xs[kGroup];
-    bool parsed[kGroup];
-    FlowKey keys[kGroup];
-    uint64_t hashes[kGroup] = {};
+    Exec xs[kBatchGroup];
+    bool parsed[kBatchGroup];
+    bool todo[kBatchGroup] = {};  // parsed, and not answered by the flow cache
+    FlowKey keys[kBatchGroup];
+    uint64_t hashes[kBatchGroup] = {};
     for (size_t i = 0; i < n; ++i) {
       const size_t k = base + i;
       PacketResult res;
@@ -554,8 +621,12 @@ void SimNic::ProcessBatch(PacketBatch& b) noexcept {
         if (!parsed[i]) continue;
         const FlowCacheEntry* e = s.flow_cache.Find(keys[i], hashes[i]);
         if (e != nullptr && e->has_ct) s.ct->Prefetch(e->ct_slot);
+        todo[i] = e == nullptr;
       }
+    } else {
+      std::copy(parsed, parsed + n, todo);
     }
+    PrefetchPipeline(s, xs, todo, n);
     for (size_t i = 0; i < n; ++i) {
       if (!parsed[i]) continue;
       const size_t k = base + i;

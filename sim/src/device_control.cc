@@ -311,6 +311,11 @@ void CompileGroup(State& s, CGroup& cg, const SelectGroup& g) {
     backends.push_back({cg.label_hash.back(), b.weight});
   }
   cg.maglev = MaglevTable::Build(backends);
+  cg.affinity = g.affinity_timeout_s.has_value();
+  cg.n_hash = static_cast<uint8_t>(std::min<size_t>(g.hash_fields.size(), 255));
+  for (size_t i = 0; i < g.hash_fields.size() && i < kInlineHashFields; ++i) {
+    cg.hash[i] = g.hash_fields[i];
+  }
   cg.live = true;
 }
 
@@ -351,7 +356,7 @@ void CommitOp(State& s, const DeltaOp& op) {
         s.entries.emplace_back();
       }
       CEntry& ce = s.entries[slot];
-      ce = CEntry{op.entry, KeyOf(op.entry), CompileActions(s, op.entry.actions), {}, true};
+      ce = CEntry{CompileActions(s, op.entry.actions), {}, op.entry, KeyOf(op.entry), true};
       flowtables::CanonicalizeMatch(ce.entry);
       s.entry_by_key.emplace(ce.key, slot);
       CTable& t = s.tables[op.entry.table];
@@ -385,6 +390,16 @@ void CommitOp(State& s, const DeltaOp& op) {
   }
 }
 
+// A table of this many entries outgrows the first-level caches (see State::big_tables).
+constexpr size_t kBigTableEntries = 512;
+
+void FindBigTables(State& s) {
+  s.big_tables.clear();
+  for (TableId t = 0; t < s.tables.size(); ++t) {
+    if (s.tables[t].entries >= kBigTableEntries) s.big_tables.push_back(t);
+  }
+}
+
 // Counts `n` ops; returns the injected fault if it falls among them.
 absl::Status CountOps(State& s, uint64_t n) {
   if (s.fault_at && *s.fault_at > s.ops && *s.fault_at <= s.ops + n) {
@@ -413,6 +428,7 @@ absl::Status SimNic::Apply(const flowtables::Delta& d) {
   }
   if (absl::Status st = staging.Finish(); !st.ok()) return st;
   for (const DeltaOp& op : d.ops) CommitOp(s, op);
+  FindBigTables(s);
   s.program_cache.reset();
   s.flow_cache.Invalidate();
   return absl::OkStatus();
@@ -476,6 +492,7 @@ absl::Status SimNic::Install(const Program& p) {
     if (t >= p.entries.size()) continue;
     for (const Entry& e : p.entries[t]) CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}});
   }
+  FindBigTables(s);
   s.key_tcp_flags = false;
   for (const TableSchema& t : p.tables) {
     for (const flowtables::KeyField& k : t.keys) s.key_tcp_flags |= k.field == Field::kTcpFlags;

@@ -2,6 +2,7 @@
 // path (datapath.cc) and the tracer (trace.cc).
 #pragma once
 
+#include <array>
 #include <memory>
 #include <optional>
 #include <string>
@@ -34,11 +35,12 @@ struct CAction {
   uint16_t zone = 0;                // CtLookup/CtCommit
 };
 
+// What the per-packet path reads comes first (one cache line), the control plane's copy after.
 struct CEntry {
-  flowtables::Entry entry;
-  std::string key;
   std::vector<CAction> actions;
   EntryCounters counters;
+  flowtables::Entry entry;
+  std::string key;
   bool live = false;
 };
 
@@ -50,11 +52,17 @@ struct CTable {
   size_t entries = 0;
 };
 
+// As CEntry: the per-packet fields first. The hash fields are copied inline (up to
+// kInlineHashFields) so a pick reads no other allocation than the Maglev slot and the bucket.
+inline constexpr size_t kInlineHashFields = 12;
 struct CGroup {
-  flowtables::SelectGroup group;
-  std::vector<std::vector<CAction>> buckets;
-  std::vector<uint64_t> label_hash;
   MaglevTable maglev;
+  std::vector<std::vector<CAction>> buckets;
+  uint8_t n_hash = 0;  // > kInlineHashFields: FlowHash reads group.hash_fields
+  bool affinity = false;
+  std::array<Field, kInlineHashFields> hash{};
+  flowtables::SelectGroup group;
+  std::vector<uint64_t> label_hash;
   uint32_t refs = 0;  // entries whose actions name the group
   bool live = false;
 };
@@ -100,6 +108,9 @@ struct SimNic::State {
   absl::Status fault_status;
 
   FlowCache flow_cache{0};
+  // Tables large enough that their lookups miss the cache: ProcessBatch prefetches their state
+  // for the frames the flow cache does not answer.
+  std::vector<TableId> big_tables;
   bool key_tcp_flags = false;  // some table matches TCP flags: they belong in the flow key
 
   mutable std::optional<flowtables::Program> program_cache;

@@ -48,6 +48,7 @@ class WordKeyIndex {
     Rehash(16);
   }
 
+  void Prefetch(uint64_t h) const noexcept { __builtin_prefetch(&table_[(h & mask_) * stride_]); }
   uint32_t Find(const uint64_t* key, uint64_t h) const noexcept {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const uint64_t* e = &table_[i * stride_];
@@ -198,6 +199,18 @@ class TupleSpace {
   uint32_t Insert(CompiledRule r);
   uint32_t Remove(uint32_t id);
   bool empty() const { return rules_.empty(); }
+  // Prefetches the index slots of the first `max_tuples` tuples the packet can match.
+  void Prefetch(const uint64_t* key, uint32_t present, size_t max_tuples) const noexcept {
+    std::array<uint64_t, kMaxKeyWords> masked;
+    for (uint32_t ti : order_) {
+      if (max_tuples == 0) return;
+      const Tuple& t = tuples_[ti];
+      if ((present & t.required) != t.required) continue;
+      for (int w = 0; w < words_; ++w) masked[w] = key[w] & t.mask[w];
+      t.index.Prefetch(HashWords(masked.data(), words_));
+      --max_tuples;
+    }
+  }
   // Improves `best` (and `tie`) with this partition's rules; see classifier.h for the order.
   // Only tuples whose bit (index, capped at 63) is set in `allowed` are probed.
   void Lookup(const uint64_t* key, uint32_t present, uint64_t allowed, Best& best,
@@ -408,6 +421,11 @@ class TupleSpaceClassifier final : public Classifier {
   absl::Status Insert(uint32_t id, int32_t priority, std::span<const FieldMatch> match) override;
   absl::Status Remove(uint32_t id) override;
   LookupResult Lookup(const PacketFields& f) const noexcept override;
+  void Prefetch(const PacketFields& f) const noexcept override {
+    std::array<uint64_t, kMaxKeyWords> key;
+    Extract(f, key.data());
+    space_.Prefetch(key.data(), f.present, 4);
+  }
   size_t size() const override { return where_.size(); }
 
   TupleSpaceStats Stats() const {

@@ -83,6 +83,9 @@ class Classifier {
   /// Removes a rule; NotFound if absent.
   virtual absl::Status Remove(uint32_t id) = 0;
   virtual LookupResult Lookup(const PacketFields& f) const noexcept = 0;
+  /// Hints the CPU to load what Lookup(f) is likely to read first (batches call it for all their
+  /// packets before looking any up). No effect on results.
+  virtual void Prefetch(const PacketFields& f) const noexcept { (void)f; }
   virtual size_t size() const = 0;
 };
 

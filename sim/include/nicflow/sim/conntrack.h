@@ -161,6 +161,8 @@ class Conntrack {
     return slot < slots_.size() && slots_[slot].in_use && slots_[slot].id == id &&
            slots_[slot].expires_ns > now_ns;
   }
+  /// Hints the CPU to load the index slot a lookup of `t` starts at.
+  void PrefetchTuple(const CtTuple& t) const noexcept { index_.prefetch(t); }
   /// Hints the CPU to load a connection before a batch uses it.
   void Prefetch(uint32_t slot) const noexcept {
     if (slot >= slots_.size()) return;

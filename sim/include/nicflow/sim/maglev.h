@@ -46,6 +46,12 @@ class MaglevTable {
     const auto i = static_cast<size_t>((static_cast<Wide>(flow_hash) * slots_.size()) >> 64);
     return slots_[i];
   }
+  void PrefetchSlot(uint64_t flow_hash) const noexcept {
+    if (slots_.empty()) return;
+    __extension__ using Wide = unsigned __int128;
+    __builtin_prefetch(
+        &slots_[static_cast<size_t>((static_cast<Wide>(flow_hash) * slots_.size()) >> 64)]);
+  }
   size_t size() const { return slots_.size(); }
   /// Slots owned by each backend (for tests of weight proportionality).
   std::vector<uint32_t> SlotCounts(size_t backends) const;
