@@ -2,6 +2,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.h"
+#include "online.h"
 
 int main(int argc, char** argv) {
   CLI::App app{
@@ -11,6 +12,7 @@ int main(int argc, char** argv) {
   nicflow::cli::RegisterCompile(app);
   nicflow::cli::RegisterTrace(app);
   nicflow::cli::RegisterSim(app);
+  nicflow::cli::RegisterOnline(app);  // after trace: it adds --socket to it
   CLI11_PARSE(app, argc, argv);
   return 0;
 }

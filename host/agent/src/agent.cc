@@ -1,0 +1,230 @@
+// The agent's sync pass and watch loop (queries are in agent_queries.cc).
+#include "nicflow/agent/agent.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "nicflow/flowtables/loader.h"
+#include "nicflow/flowtables/status.h"
+
+namespace nicflow::agent {
+
+namespace {
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+template <typename T>
+void Append(std::vector<T>& to, std::vector<T>& from) {
+  for (T& x : from) to.push_back(std::move(x));
+}
+
+// Adds `extra`'s objects to `s` (the manifests' state); scalar settings in `s` win.
+void Merge(flowtables::ClusterState& s, flowtables::ClusterState extra) {
+  Append(s.namespaces, extra.namespaces);
+  Append(s.pods, extra.pods);
+  Append(s.services, extra.services);
+  Append(s.endpoint_slices, extra.endpoint_slices);
+  Append(s.network_policies, extra.network_policies);
+  Append(s.nodes, extra.nodes);
+  Append(s.service_cidrs, extra.service_cidrs);
+  Append(s.notes, extra.notes);
+  if (!s.proxy_config) s.proxy_config = std::move(extra.proxy_config);
+  if (!s.masq_config) s.masq_config = std::move(extra.masq_config);
+  if (!s.node_facts) s.node_facts = std::move(extra.node_facts);
+}
+
+}  // namespace
+
+Agent::Agent(AgentConfig config, Backend backend, ClusterSource extra_source)
+    : config_(std::move(config)),
+      backend_(std::move(backend)),
+      extra_source_(std::move(extra_source)),
+      reconciler_(std::make_unique<host::Reconciler>(*backend_.device)),
+      apply_latency_s_(
+          {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
+      started_unix_ms_(NowUnixMs()) {}
+
+Agent::~Agent() {
+  Stop();
+  // The reconciler refers to the device; the device may need keepalive: destroy in order.
+  reconciler_.reset();
+  backend_.device.reset();
+}
+
+absl::StatusOr<flowtables::ClusterState> Agent::LoadInputs() const {
+  flowtables::ClusterState state;
+  if (!config_.inputs.manifests_dir.empty()) {
+    NICFLOW_RETURN_IF_ERROR(flowtables::LoadPaths({config_.inputs.manifests_dir}, {}, state));
+  }
+  if (extra_source_) {
+    NICFLOW_ASSIGN_OR_RETURN(flowtables::ClusterState extra, extra_source_());
+    Merge(state, std::move(extra));
+  }
+  return state;
+}
+
+// The seam for the incremental compiler: today a full compile of the whole state.
+absl::StatusOr<flowtables::CompileResult> Agent::ComputeDesired(const flowtables::ClusterState& s) {
+  flowtables::CompileOptions options;
+  options.node_name = config_.node;
+  return flowtables::Compile(s, options);
+}
+
+absl::Status Agent::Fail(std::string_view stage, const absl::Status& st, std::string_view reason) {
+  ++sync_failures_;
+  ++errors_by_stage_[std::string(stage)];
+  last_error_ = absl::StrCat(Sv(stage), ": ", st.message());
+  spdlog::error("sync ({}) failed at {}: {}; the last good program stays installed", reason, stage,
+                Sv(st.message()));
+  nlohmann::json detail{{"stage", stage}, {"reason", reason}};
+  if (stage == "apply") detail["report"] = reconciler_->last_report().ToJson();
+  events_.Add(absl::StrCat(Sv(stage), "-failed"), true, last_error_, std::move(detail));
+  return st;
+}
+
+absl::Status Agent::Sync(std::string_view reason) {
+  absl::StatusOr<flowtables::ClusterState> state = LoadInputs();
+  std::lock_guard lock(mu_);
+  ++syncs_;
+  last_sync_unix_ms_ = NowUnixMs();
+  if (!state.ok()) return Fail("load", state.status(), reason);
+  for (const std::string& note : state->notes) spdlog::debug("load: {}", note);
+  absl::StatusOr<flowtables::CompileResult> compiled = ComputeDesired(*state);
+  if (!compiled.ok()) return Fail("compile", compiled.status(), reason);
+  absl::StatusOr<host::PlacedProgram> placed =
+      host::Place(backend_.device->capabilities(), compiled->program, backend_.device->name());
+  if (!placed.ok()) return Fail("place", placed.status(), reason);
+  flowtables::Program device_program = placed->device;
+  absl::StatusOr<host::ConvergeReport> report = reconciler_->Converge(std::move(placed->device));
+  last_report_ = reconciler_->last_report();
+  if (!report.ok()) return Fail("apply", report.status(), reason);
+
+  apply_latency_s_.Observe(static_cast<double>(report->total_ns) / 1e9);
+  device_ops_ += report->ops_applied;
+  desired_ = *std::move(compiled);
+  desired_device_ = std::move(device_program);
+  placement_ = std::move(placed->report);
+  last_error_.clear();
+  bool changed = report->ops_total > 0 || report->reinstalled;
+  std::string message = absl::StrCat(
+      Sv(reason), ": ", changed ? "" : "unchanged, ", "+", report->entries_added, " ~",
+      report->entries_modified, " -", report->entries_deleted, " entries, +", report->groups_added,
+      " ~", report->groups_modified, " -", report->groups_deleted, " groups",
+      report->read_back ? " (read back from the device)" : "",
+      report->reinstalled ? " (reinstalled)" : "", " in ", report->total_ns / 1000, " us");
+  spdlog::info("sync {}", message);
+  events_.Add(changed ? "applied" : "unchanged", false, std::move(message), report->ToJson());
+  return absl::OkStatus();
+}
+
+absl::Status Agent::Start() {
+  if (!config_.metrics_address.empty()) {
+    NICFLOW_ASSIGN_OR_RETURN(metrics_, MetricsHttpServer::Start(config_.metrics_address,
+                                                                [this] { return MetricsText(); }));
+    spdlog::info("metrics on {} (port {})", config_.metrics_address, metrics_->port());
+  }
+  wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (wake_fd_ < 0) return absl::InternalError(absl::StrCat("eventfd: ", std::strerror(errno)));
+  if (!config_.inputs.manifests_dir.empty()) {
+    inotify_fd_ = ::inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd_ < 0 ||
+        ::inotify_add_watch(inotify_fd_, config_.inputs.manifests_dir.c_str(),
+                            IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |
+                                IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF) < 0) {
+      return absl::FailedPreconditionError(absl::StrCat("inputs.manifests ",
+                                                        config_.inputs.manifests_dir,
+                                                        ": cannot watch: ", std::strerror(errno)));
+    }
+  }
+  events_.Add("started", false,
+              absl::StrCat("nicflowd on node ", config_.node.empty() ? "(auto)" : config_.node,
+                           ", device ", Sv(backend_.device->name())));
+  (void)Sync("start");
+  watch_thread_ = std::thread([this] { WatchLoop(); });
+  return absl::OkStatus();
+}
+
+void Agent::RequestSync() {
+  sync_requested_ = true;
+  if (wake_fd_ >= 0) {
+    uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof(one));
+  }
+}
+
+void Agent::Stop() {
+  if (!stopping_.exchange(true)) {
+    RequestSync();
+    if (watch_thread_.joinable()) watch_thread_.join();
+    if (metrics_) metrics_->Stop();
+    events_.Close();
+  }
+  if (inotify_fd_ >= 0) ::close(inotify_fd_);
+  if (wake_fd_ >= 0) ::close(wake_fd_);
+  inotify_fd_ = wake_fd_ = -1;
+}
+
+uint16_t Agent::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
+namespace {
+
+// Drains an fd; true when anything was read.
+bool Drain(int fd) {
+  if (fd < 0) return false;
+  alignas(inotify_event) char buf[4096];
+  bool any = false;
+  while (::read(fd, buf, sizeof(buf)) > 0) any = true;
+  return any;
+}
+
+}  // namespace
+
+void Agent::WatchLoop() {
+  using Clock = std::chrono::steady_clock;
+  auto next_resync = Clock::now() + std::chrono::seconds(config_.resync_s);
+  while (!stopping_) {
+    pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+    int timeout_ms = -1;
+    if (config_.resync_s > 0) {
+      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_resync - Clock::now());
+      timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
+    }
+    int n = ::poll(fds, inotify_fd_ >= 0 ? 2 : 1, timeout_ms);
+    if (stopping_) break;
+    if (n < 0 && errno == EINTR) continue;
+    bool files = Drain(inotify_fd_);
+    Drain(wake_fd_);
+    // Let a burst of writes (an editor, a ConfigMap swap, `cp -r`) settle before reloading.
+    while (files && !stopping_) {
+      pollfd p{inotify_fd_, POLLIN, 0};
+      if (::poll(&p, 1, static_cast<int>(config_.debounce_ms)) <= 0) break;
+      Drain(inotify_fd_);
+    }
+    if (stopping_) break;
+    if (files) {
+      (void)Sync("manifests changed");
+    } else if (sync_requested_.exchange(false)) {
+      (void)Sync("inputs changed");
+    } else if (n == 0) {
+      (void)Sync("resync");
+    } else {
+      continue;
+    }
+    next_resync = Clock::now() + std::chrono::seconds(config_.resync_s);
+  }
+}
+
+}  // namespace nicflow::agent

@@ -1,0 +1,73 @@
+// OpenBackend: the device the config names.
+#include <spdlog/spdlog.h>
+
+#include "absl/strings/str_cat.h"
+#include "nicflow/agent/agent.h"
+#include "nicflow/agent/simnic.h"
+#include "nicflow/flowtables/status.h"
+#include "nicflow/host/rteflow_device.h"
+#include "nicflow/host/sim_device.h"
+#include "nicflow/sim/profile.h"
+
+namespace nicflow::agent {
+
+namespace {
+
+absl::StatusOr<Backend> OpenInProcessSim(const BackendConfig& config) {
+  NICFLOW_ASSIGN_OR_RETURN(sim::DeviceProfile profile, sim::BuiltinProfile(config.profile));
+  auto device = std::make_unique<host::SimDevice>(std::move(profile));
+  host::SimDevice* raw = device.get();
+  Backend b;
+  b.device = std::move(device);
+  b.stats = [raw]() -> absl::StatusOr<DeviceStats> {
+    const sim::DeviceCounters& c = raw->nic().counters();
+    return DeviceStats{c.rx_packets,
+                       c.forwarded,
+                       c.dropped,
+                       c.rejected,
+                       c.punted,
+                       raw->nic().conntrack().size(),
+                       raw->nic().profile().conntrack_capacity};
+  };
+  return b;
+}
+
+absl::StatusOr<Backend> OpenRteFlow(const BackendConfig& config) {
+  host::EalConfig eal_config;
+  eal_config.args = config.eal_args;
+  NICFLOW_ASSIGN_OR_RETURN(std::unique_ptr<host::RteFlowEal> eal,
+                           host::RteFlowEal::Init(eal_config));
+  NICFLOW_RETURN_IF_ERROR(eal->StartPort(config.port));
+  NICFLOW_ASSIGN_OR_RETURN(std::unique_ptr<host::RteFlowDevice> device,
+                           host::RteFlowDevice::Open(*eal, config.port));
+  spdlog::info("rteflow port {}: {}", config.port, device->probe().ToText());
+  Backend b;
+  b.device = std::move(device);
+  b.keepalive = std::shared_ptr<host::RteFlowEal>(std::move(eal));
+  return b;
+}
+
+}  // namespace
+
+absl::StatusOr<Backend> OpenBackend(const BackendConfig& config) {
+  switch (config.kind) {
+    case BackendKind::kSim:
+      if (config.simnic_socket.empty()) {
+        spdlog::warn(
+            "backend sim without simnic_socket: the simulated NIC lives in this process "
+            "and its state is lost when nicflowd restarts");
+        return OpenInProcessSim(config);
+      }
+      return ConnectSimNic(config.simnic_socket);
+    case BackendKind::kRteFlow:
+      return OpenRteFlow(config);
+    case BackendKind::kFpga:
+      // hw/ (OpenCL) is a separate component; nicflowd does not link it yet.
+      return absl::UnimplementedError(
+          "backend.type fpga: this nicflowd build does not include the FPGA backend (hw/); "
+          "use sim or rteflow");
+  }
+  return absl::InvalidArgumentError("backend.type: unknown");
+}
+
+}  // namespace nicflow::agent
