@@ -25,6 +25,10 @@ std::string_view BackendKindName(BackendKind k) {
 
 namespace {
 
+bool Absent(const YAML::Node& n) {
+  return !n || n.Type() == YAML::NodeType::Undefined || n.IsNull();
+}
+
 // Reads one mapping, refusing keys it does not know.
 class MapReader {
  public:
@@ -32,7 +36,7 @@ class MapReader {
       : node_(node), source_(std::move(source)), path_(std::move(path)) {}
 
   absl::Status Check(std::initializer_list<std::string_view> known) const {
-    if (!node_ || node_.IsNull()) return absl::OkStatus();
+    if (Absent(node_)) return absl::OkStatus();
     if (!node_.IsMap()) return Err("", "expected a mapping");
     std::set<std::string_view> ok(known);
     for (const auto& kv : node_) {
@@ -54,7 +58,7 @@ class MapReader {
 
   absl::Status String(std::string_view key, std::string& out) const {
     YAML::Node n = Child(key);
-    if (!n) return absl::OkStatus();
+    if (Absent(n)) return absl::OkStatus();
     if (!n.IsScalar()) return Err(key, "expected a string");
     out = n.Scalar();
     return absl::OkStatus();
@@ -62,7 +66,7 @@ class MapReader {
 
   absl::Status Uint(std::string_view key, uint64_t max, uint64_t& out, int base = 10) const {
     YAML::Node n = Child(key);
-    if (!n) return absl::OkStatus();
+    if (Absent(n)) return absl::OkStatus();
     const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
     size_t used = 0;
     uint64_t v = 0;
@@ -80,7 +84,7 @@ class MapReader {
 
   absl::Status Bool(std::string_view key, bool& out) const {
     YAML::Node n = Child(key);
-    if (!n) return absl::OkStatus();
+    if (Absent(n)) return absl::OkStatus();
     const std::string& s = n.IsScalar() ? n.Scalar() : std::string();
     if (s == "true") {
       out = true;
@@ -94,7 +98,7 @@ class MapReader {
 
   absl::Status Strings(std::string_view key, std::vector<std::string>& out) const {
     YAML::Node n = Child(key);
-    if (!n) return absl::OkStatus();
+    if (Absent(n)) return absl::OkStatus();
     if (!n.IsSequence()) return Err(key, "expected a list of strings");
     out.clear();
     for (const auto& item : n) {

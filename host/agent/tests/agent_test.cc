@@ -68,6 +68,10 @@ reconcile: {debounce_ms: 5, resync_s: 0}
             absl::string_view::npos);
   EXPECT_FALSE(ParseConfig("control: {mode: \"0999\"}\ninputs: {manifests: /m}\n", "c").ok());
   EXPECT_FALSE(ParseConfig("node: x\n", "c").ok()) << "no input is an error";
+  auto minimal = ParseConfig("inputs: {manifests: /m}\n", "c");
+  ASSERT_TRUE(minimal.ok()) << minimal.status();
+  EXPECT_EQ(minimal->debounce_ms, 100u) << "absent sections keep their defaults";
+  EXPECT_EQ(minimal->control_socket, "/run/nicflow/nicflowd.sock");
 }
 
 TEST(Agent, AppliesAManifestChangeAsADelta) {
