@@ -133,6 +133,24 @@ std::optional<IpAddr> NeighbourQueryTarget(std::span<const uint8_t> f) {
   return std::nullopt;
 }
 
+std::vector<uint8_t> BuildArpRequest(const MacAddr& mac, const IpAddr& target) {
+  std::vector<uint8_t> r(60, 0);  // 42 bytes padded to the Ethernet minimum
+  std::memset(r.data(), 0xff, 6);
+  std::memcpy(r.data() + 6, mac.data(), 6);
+  Store16(r.data() + 12, kEthTypeArp);
+  uint8_t* a = r.data() + kEth;
+  Store16(a, 1);
+  Store16(a + 2, kEthTypeIpv4);
+  a[4] = 6;
+  a[5] = 4;
+  Store16(a + 6, 1);  // request
+  std::memcpy(a + 8, mac.data(), 6);
+  // Sender IP 0.0.0.0 (an ARP probe): the port has no address of its own on the link; Linux
+  // answers probes for its addresses straight to the sender's MAC.
+  std::memcpy(a + 24, target.bytes().data(), 4);
+  return r;
+}
+
 std::vector<uint8_t> BuildNeighbourReply(std::span<const uint8_t> req, const IpAddr& target,
                                          const MacAddr& mac) {
   const std::optional<IpAddr> asked = NeighbourQueryTarget(req);
@@ -241,7 +259,15 @@ void LiveDatapath::Transmit(PortId out, std::span<uint8_t> frame) {
   }
   Port& p = *ports_[port_index_[out]];
   if (!p.peer_mac) {
+    // Like a router without a neighbour entry: drop the frame and ask for the destination; the
+    // reply (a pod's kernel, or the far end's proxy ARP on an uplink) teaches us the peer's MAC
+    // and the sender's retransmission gets through.
     ++stats_.no_peer_mac;
+    if (frame.size() >= kEth + 20 && Load16(frame.data() + 12) == kEthTypeIpv4) {
+      const std::vector<uint8_t> query =
+          BuildArpRequest(p.mac, IpAddr::V4(Load32(frame.data() + kEth + 16)));
+      if (p.sock.Send(query).ok()) ++stats_.arp_requests;
+    }
     return;
   }
   std::memcpy(frame.data(), p.peer_mac->data(), 6);

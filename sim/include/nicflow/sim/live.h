@@ -9,7 +9,10 @@
 //
 // Pods need a gateway: the port answers ARP requests and IPv6 neighbour solicitations for its
 // gateway addresses (and, with proxy_all, for any address but the pod's own), which is what a
-// NIC-based setup needs too since nothing else answers on a VF's link.
+// NIC-based setup needs too since nothing else answers on a VF's link. A frame for a port whose
+// peer MAC is not known yet is dropped and an ARP request for its IPv4 destination goes out
+// instead (as a router does); the reply teaches the peer MAC. Two simulated NICs joined by their
+// uplinks learn each other this way through their proxy ARP.
 //
 // Frames the kernel hands over with a checksum still to be completed (TP_STATUS_CSUMNOTREADY,
 // from a sender with TX checksum offload) get their checksums computed before processing.
@@ -70,7 +73,9 @@ struct LivePortConfig {
 };
 
 struct LiveStats {
-  uint64_t rx = 0, tx = 0, tx_errors = 0, arp_replies = 0, nd_replies = 0, no_peer_mac = 0;
+  uint64_t rx = 0, tx = 0, tx_errors = 0, arp_replies = 0, nd_replies = 0;
+  uint64_t no_peer_mac = 0;   ///< frames dropped because the port's peer MAC was not known yet
+  uint64_t arp_requests = 0;  ///< ARP requests sent for such frames' IPv4 destinations
 };
 
 class LiveDatapath {
@@ -102,6 +107,8 @@ class LiveDatapath {
 /// Exposed for tests.
 std::vector<uint8_t> BuildNeighbourReply(std::span<const uint8_t> request, const IpAddr& target,
                                          const MacAddr& mac);
+/// Builds a broadcast ARP request (a probe: sender IP 0.0.0.0) from `mac` for IPv4 `target`.
+std::vector<uint8_t> BuildArpRequest(const MacAddr& mac, const IpAddr& target);
 /// The address an ARP request or neighbour solicitation asks about, if it is one.
 std::optional<IpAddr> NeighbourQueryTarget(std::span<const uint8_t> frame);
 
