@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <array>
+#include <vector>
 
 namespace nicflow::sim {
 namespace {
@@ -37,34 +38,56 @@ uint32_t MaglevTableSize(size_t backends) {
 
 MaglevTable MaglevTable::Build(std::span<const MaglevBackend> backends, uint32_t table_size) {
   MaglevTable t;
+  t.Rebuild(backends, table_size);
+  return t;
+}
+
+// The paper's slot sequence is (offset + next * skip) % m; stepping `pos` by `skip` and wrapping
+// once gives the same sequence without a 64-bit division per probe (the build's cost: ~m ln m
+// probes). All values stay below 2m < 2^32. The per-backend state is one small struct in a
+// per-thread scratch vector, so a build allocates nothing but the table itself.
+void MaglevTable::Rebuild(std::span<const MaglevBackend> backends, uint32_t table_size) {
   uint32_t max_weight = 0;
   for (const MaglevBackend& b : backends) max_weight = std::max(max_weight, b.weight);
-  if (max_weight == 0) return t;
-  const uint64_t m = table_size ? table_size : MaglevTableSize(backends.size());
-  t.slots_.assign(m, kNone);
-  const size_t n = backends.size();
-  std::vector<uint64_t> offset(n), skip(n), next(n, 0), credit(n, 0);
-  for (size_t i = 0; i < n; ++i) {
-    offset[i] = backends[i].key_hash % m;
-    skip[i] = Mix64(backends[i].key_hash ^ 0x5851f42d4c957f2dull) % (m - 1) + 1;
+  if (max_weight == 0) {
+    slots_.clear();
+    return;
   }
-  uint64_t filled = 0;
+  const uint32_t m = table_size ? table_size : MaglevTableSize(backends.size());
+  slots_.assign(m, kNone);
+  struct Walk {
+    uint32_t pos;     // the backend's next preferred slot
+    uint32_t skip;    // its permutation's stride, in [1, m)
+    uint64_t credit;  // weight earned and not yet spent on slots
+  };
+  thread_local std::vector<Walk> walks;
+  const size_t n = backends.size();
+  walks.resize(n);
+  for (size_t i = 0; i < n; ++i) {
+    walks[i].pos = static_cast<uint32_t>(backends[i].key_hash % m);
+    walks[i].skip =
+        static_cast<uint32_t>(Mix64(backends[i].key_hash ^ 0x5851f42d4c957f2dull) % (m - 1) + 1);
+    walks[i].credit = 0;
+  }
+  uint32_t* const slots = slots_.data();
+  uint32_t filled = 0;
   while (filled < m) {
     for (size_t i = 0; i < n && filled < m; ++i) {
-      credit[i] += backends[i].weight;
-      while (credit[i] >= max_weight && filled < m) {
-        credit[i] -= max_weight;
-        uint64_t slot;
+      Walk& w = walks[i];
+      w.credit += backends[i].weight;
+      while (w.credit >= max_weight && filled < m) {
+        w.credit -= max_weight;
+        uint32_t slot;
         do {
-          slot = (offset[i] + next[i] * skip[i]) % m;
-          ++next[i];
-        } while (t.slots_[slot] != kNone);
-        t.slots_[slot] = static_cast<uint32_t>(i);
+          slot = w.pos;
+          w.pos += w.skip;
+          if (w.pos >= m) w.pos -= m;
+        } while (slots[slot] != kNone);
+        slots[slot] = static_cast<uint32_t>(i);
         ++filled;
       }
     }
   }
-  return t;
 }
 
 std::vector<uint32_t> MaglevTable::SlotCounts(size_t backends) const {

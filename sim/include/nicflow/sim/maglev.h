@@ -36,6 +36,8 @@ class MaglevTable {
   MaglevTable() = default;
   /// Builds the lookup table. With no positive weight the table is empty (Pick returns kNone).
   static MaglevTable Build(std::span<const MaglevBackend> backends, uint32_t table_size = 0);
+  /// As Build, into this table (its buffer is reused when large enough). Same slots as Build.
+  void Rebuild(std::span<const MaglevBackend> backends, uint32_t table_size = 0);
 
   static constexpr uint32_t kNone = 0xffffffffu;
   /// The backend index for a flow hash.
