@@ -4,10 +4,20 @@
 // state (so ops may depend on earlier ops of the same delta) and counts it for fault injection;
 // nothing is changed. Only when every op passed does Commit apply them, and commit cannot fail:
 // that is what makes Apply() all-or-nothing without an undo log.
+//
+// Apply rate (docs/performance.md, "Apply rate"): the naive version built each entry's key twice
+// (staging, commit), formatted its error context on success, copied keys into staging maps, grew
+// the state's vectors and maps one entry at a time and built every group's Maglev table with a
+// division per probe. Now staging computes each entry's key once (kept per op, moved into the
+// state by commit), staging maps are keyed by views into the delta and the state (neither changes
+// until commit), error text is built only for the failing op, commit reserves what the delta adds
+// and a group keeps its Maglev table when a modify leaves its backends (labels, weights) alone.
 #include <algorithm>
 #include <set>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "classifier_internal.h"
 #include "device_state.h"
 #include "sv.h"
@@ -46,13 +56,6 @@ absl::Status Prefixed(const absl::Status& s, std::string_view where) {
   return absl::Status(s.code(), absl::StrCat(Sv(where), ": ", s.message()));
 }
 
-void CountGroupRefs(const std::vector<Action>& actions, int64_t sign,
-                    absl::flat_hash_map<std::string, int64_t>& refs) {
-  for (const Action& a : actions) {
-    if (const auto* g = std::get_if<flowtables::GroupAction>(&a)) refs[g->group] += sign;
-  }
-}
-
 PortClass ClassOf(const PortRef& r) {
   switch (r.kind) {
     case PortRef::Kind::kHost:
@@ -71,27 +74,49 @@ size_t VfCount(const State& s) {
   }));
 }
 
-// Checks ops against an overlay of the installed state; see the file comment.
+// Checks ops against an overlay of the installed state; see the file comment. Views held in the
+// maps point into the delta, the state and `keys_`, all unchanged while staging lives.
 class Staging {
  public:
-  explicit Staging(const State& s) : s_(s), table_count_(s.tables.size()) {
-    for (size_t i = 0; i < s.tables.size(); ++i) table_count_[i] = s.tables[i].entries;
+  Staging(const State& s, const std::vector<DeltaOp>& ops)
+      : s_(s), table_count_(s.tables.size()), keys_(ops.size()) {
+    const auto entry_ops = std::count_if(ops.begin(), ops.end(), [](const DeltaOp& op) {
+      return op.kind != DeltaOp::Kind::kAddGroup && op.kind != DeltaOp::Kind::kModifyGroup &&
+             op.kind != DeltaOp::Kind::kDeleteGroup;
+    });
+    entries_.reserve(static_cast<size_t>(entry_ops));
+    groups_.reserve(ops.size() - static_cast<size_t>(entry_ops));
+    table_cap_.reserve(s.tables.size());
+    for (size_t i = 0; i < s.tables.size(); ++i) {
+      table_count_[i] = s.tables[i].entries;
+      table_cap_.push_back(s.profile.CapacityOf(s.tables[i].schema));
+    }
     for (const CTable& t : s.tables) total_ += t.entries;
     for (const CGroup& g : s.groups) groups_live_ += g.live ? 1 : 0;
   }
 
-  absl::Status Check(const DeltaOp& op);
+  /// Checks op number `i` of the delta; for entry ops, records its key (see TakeKey).
+  absl::Status Check(const DeltaOp& op, size_t i);
   absl::Status Finish() const;
+  /// The key of entry op `i`, computed by Check; moved out, so once per op.
+  std::string TakeKey(size_t i) { return std::move(keys_[i]); }
+  /// Entries and groups the delta adds, net of deletes (for reserving state).
+  size_t added_entries() const { return added_entries_; }
+  size_t added_groups() const { return added_groups_; }
+  /// Net entries the delta adds to table `t` (0 if it removes more than it adds).
+  size_t added_to_table(size_t t) const {
+    return table_count_[t] > s_.tables[t].entries ? table_count_[t] - s_.tables[t].entries : 0;
+  }
 
  private:
-  const Entry* CurrentEntry(const std::string& key) const {
+  const Entry* CurrentEntry(absl::string_view key) const {
     if (auto it = entries_.find(key); it != entries_.end()) return it->second;
     if (auto it = s_.entry_by_key.find(key); it != s_.entry_by_key.end()) {
       return &s_.entries[it->second].entry;
     }
     return nullptr;
   }
-  const SelectGroup* CurrentGroup(const std::string& name) const {
+  const SelectGroup* CurrentGroup(absl::string_view name) const {
     if (auto it = groups_.find(name); it != groups_.end()) return it->second;
     if (auto it = s_.group_by_name.find(name); it != s_.group_by_name.end()) {
       return &s_.groups[it->second].group;
@@ -99,37 +124,47 @@ class Staging {
     return nullptr;
   }
   absl::Status CheckActionRefs(const std::vector<Action>& actions, TableId from, bool in_group,
-                               const std::string& where);
+                               absl::FunctionRef<std::string()> where);
   absl::Status CheckEntry(const Entry& e, bool adding);
   absl::Status CheckGroup(const SelectGroup& g);
+  void CountGroupRefs(const std::vector<Action>& actions, int64_t sign) {
+    for (const Action& a : actions) {
+      if (const auto* g = std::get_if<flowtables::GroupAction>(&a)) ref_delta_[g->group] += sign;
+    }
+  }
 
   const State& s_;
-  absl::flat_hash_map<std::string, const Entry*> entries_;
-  absl::flat_hash_map<std::string, const SelectGroup*> groups_;
+  absl::flat_hash_map<absl::string_view, const Entry*> entries_;
+  absl::flat_hash_map<absl::string_view, const SelectGroup*> groups_;
   std::vector<size_t> table_count_;
+  std::vector<uint32_t> table_cap_;  // DeviceProfile::CapacityOf each table; 0: unbounded
+  std::vector<std::string> keys_;    // per op: the entry's key, empty for group ops
   size_t total_ = 0;
   size_t groups_live_ = 0;
-  absl::flat_hash_map<std::string, int64_t> ref_delta_;
-  std::set<std::string> deleted_groups_;
+  size_t added_entries_ = 0;
+  size_t added_groups_ = 0;
+  absl::flat_hash_map<absl::string_view, int64_t> ref_delta_;
+  std::set<absl::string_view> deleted_groups_;
   std::set<std::string> new_pods_;
 };
 
 absl::Status Staging::CheckActionRefs(const std::vector<Action>& actions, TableId from,
-                                      bool in_group, const std::string& where) {
+                                      bool in_group, absl::FunctionRef<std::string()> where) {
   for (const Action& a : actions) {
     if (const auto* g = std::get_if<flowtables::GotoAction>(&a)) {
       if ((!in_group && g->table <= from) || g->table >= s_.tables.size()) {
         return absl::InvalidArgumentError(
-            absl::StrCat(where, ": goto table ", g->table, " is not a later table"));
+            absl::StrCat(where(), ": goto table ", g->table, " is not a later table"));
       }
     } else if (const auto* gr = std::get_if<flowtables::GroupAction>(&a)) {
       if (CurrentGroup(gr->group) == nullptr) {
         return absl::FailedPreconditionError(
-            absl::StrCat(where, ": group ", gr->group, " is not installed"));
+            absl::StrCat(where(), ": group ", gr->group, " is not installed"));
       }
     } else if (const auto* o = std::get_if<flowtables::OutputAction>(&a)) {
-      if (o->port.kind == PortRef::Kind::kPod && !s_.port_by_name.contains(o->port.ToString())) {
-        new_pods_.insert(o->port.ToString());
+      if (o->port.kind == PortRef::Kind::kPod) {
+        std::string name = o->port.ToString();
+        if (!s_.port_by_name.contains(name)) new_pods_.insert(std::move(name));
       }
     }
   }
@@ -142,21 +177,21 @@ absl::Status Staging::CheckEntry(const Entry& e, bool adding) {
         absl::StrCat("entry priority ", e.priority, ": table id ", e.table, " does not exist"));
   }
   const CTable& t = s_.tables[e.table];
-  const std::string where = EntryWhere(t.schema, e);
+  auto where = [&] { return EntryWhere(t.schema, e); };
   if (absl::Status st = CheckMatch(t.schema.keys, e.match, nullptr); !st.ok()) {
-    return Prefixed(st, where);
+    return Prefixed(st, where());
   }
   if (absl::Status st = CheckEntrySupported(s_.profile, t.schema, e); !st.ok()) return st;
   if (absl::Status st = CheckActionRefs(e.actions, e.table, false, where); !st.ok()) return st;
   if (adding) {
-    const uint32_t cap = s_.profile.CapacityOf(t.schema);
+    const uint32_t cap = table_cap_[e.table];
     if (cap && table_count_[e.table] + 1 > cap) {
       return absl::ResourceExhaustedError(absl::StrCat(
-          where, ": table full (", cap, " entries in device profile ", s_.profile.name, ")"));
+          where(), ": table full (", cap, " entries in device profile ", s_.profile.name, ")"));
     }
     const uint32_t total_cap = s_.profile.total_entry_capacity;
     if (total_cap && total_ + 1 > total_cap) {
-      return absl::ResourceExhaustedError(absl::StrCat(where, ": device full (", total_cap,
+      return absl::ResourceExhaustedError(absl::StrCat(where(), ": device full (", total_cap,
                                                        " entries in device profile ",
                                                        s_.profile.name, ")"));
     }
@@ -167,19 +202,20 @@ absl::Status Staging::CheckEntry(const Entry& e, bool adding) {
 absl::Status Staging::CheckGroup(const SelectGroup& g) {
   if (absl::Status st = CheckGroupSupported(s_.profile, g); !st.ok()) return st;
   for (const flowtables::Bucket& b : g.buckets) {
-    const std::string where = absl::StrCat("group ", g.name, " bucket ", b.label);
+    auto where = [&] { return absl::StrCat("group ", g.name, " bucket ", b.label); };
     if (absl::Status st = CheckActionRefs(b.actions, 0, true, where); !st.ok()) return st;
   }
   return absl::OkStatus();
 }
 
-absl::Status Staging::Check(const DeltaOp& op) {
+absl::Status Staging::Check(const DeltaOp& op, size_t i) {
   using K = DeltaOp::Kind;
   switch (op.kind) {
     case K::kAddEntry:
     case K::kModifyEntry:
     case K::kDeleteEntry: {
-      const std::string key = KeyOf(op.entry);
+      keys_[i] = KeyOf(op.entry);
+      const absl::string_view key = keys_[i];
       const Entry* cur = CurrentEntry(key);
       if ((op.kind == K::kAddEntry) == (cur != nullptr)) {
         return absl::FailedPreconditionError(
@@ -188,11 +224,14 @@ absl::Status Staging::Check(const DeltaOp& op) {
       }
       if (op.kind != K::kDeleteEntry) {
         if (absl::Status st = CheckEntry(op.entry, op.kind == K::kAddEntry); !st.ok()) return st;
-        CountGroupRefs(op.entry.actions, +1, ref_delta_);
+        CountGroupRefs(op.entry.actions, +1);
       }
-      if (cur) CountGroupRefs(cur->actions, -1, ref_delta_);
-      if (op.kind == K::kAddEntry) ++table_count_[op.entry.table], ++total_;
-      if (op.kind == K::kDeleteEntry) --table_count_[cur->table], --total_;
+      if (cur) CountGroupRefs(cur->actions, -1);
+      if (op.kind == K::kAddEntry) ++table_count_[op.entry.table], ++total_, ++added_entries_;
+      if (op.kind == K::kDeleteEntry) {
+        --table_count_[cur->table], --total_;
+        added_entries_ -= added_entries_ > 0;
+      }
       entries_[key] = op.kind == K::kDeleteEntry ? nullptr : &op.entry;
       return absl::OkStatus();
     }
@@ -214,10 +253,13 @@ absl::Status Staging::Check(const DeltaOp& op) {
                                                            ": device profile ", s_.profile.name,
                                                            " holds ", s_.profile.max_groups));
         }
-        ++groups_live_;
+        ++groups_live_, ++added_groups_;
         deleted_groups_.erase(op.group.name);
       }
-      if (op.kind == K::kDeleteGroup) --groups_live_, deleted_groups_.insert(op.group.name);
+      if (op.kind == K::kDeleteGroup) {
+        --groups_live_, deleted_groups_.insert(op.group.name);
+        added_groups_ -= added_groups_ > 0;
+      }
       groups_[op.group.name] = op.kind == K::kDeleteGroup ? nullptr : &op.group;
       return absl::OkStatus();
     }
@@ -226,7 +268,7 @@ absl::Status Staging::Check(const DeltaOp& op) {
 }
 
 absl::Status Staging::Finish() const {
-  for (const std::string& name : deleted_groups_) {
+  for (const absl::string_view name : deleted_groups_) {
     int64_t refs = 0;
     if (auto it = s_.group_by_name.find(name); it != s_.group_by_name.end()) {
       refs = s_.groups[it->second].refs;
@@ -298,19 +340,36 @@ void AdjustRefs(State& s, const std::vector<Action>& actions, int sign) {
   }
 }
 
+// As AdjustRefs(+1) for actions just compiled: the compiled list names the same groups, by slot.
+void AddRefs(State& s, const std::vector<CAction>& compiled) {
+  for (const CAction& c : compiled) {
+    if (c.kind == flowtables::ActionKind::kGroup) ++s.groups[c.group].refs;
+  }
+}
+
 void CompileGroup(State& s, CGroup& cg, const SelectGroup& g) {
-  cg.group = g;
-  cg.buckets.clear();
-  cg.label_hash.clear();
-  std::vector<MaglevBackend> backends;
+  thread_local std::vector<MaglevBackend> backends;
+  backends.clear();
   for (size_t i = 0; i < g.buckets.size(); ++i) {
     const flowtables::Bucket& b = g.buckets[i];
-    cg.buckets.push_back(CompileActions(s, b.actions));
-    const std::string label = b.label.empty() ? absl::StrCat("#", i) : b.label;
-    cg.label_hash.push_back(HashLabel(label));
-    backends.push_back({cg.label_hash.back(), b.weight});
+    const uint64_t h = b.label.empty() ? HashLabel(absl::StrCat("#", i)) : HashLabel(b.label);
+    backends.push_back({h, b.weight});
   }
-  cg.maglev = MaglevTable::Build(backends);
+  // The table depends only on the backends' label hashes and weights: a modify that keeps them
+  // (actions or hash fields changed) keeps the table.
+  bool same_backends = cg.live && cg.label_hash.size() == backends.size();
+  for (size_t i = 0; same_backends && i < backends.size(); ++i) {
+    same_backends = cg.label_hash[i] == backends[i].key_hash &&
+                    cg.group.buckets[i].weight == backends[i].weight;
+  }
+  if (!same_backends) cg.maglev.Rebuild(backends);
+  cg.group = g;
+  cg.buckets.resize(g.buckets.size());
+  cg.label_hash.resize(g.buckets.size());
+  for (size_t i = 0; i < g.buckets.size(); ++i) {
+    cg.buckets[i] = CompileActions(s, g.buckets[i].actions);
+    cg.label_hash[i] = backends[i].key_hash;
+  }
   cg.affinity = g.affinity_timeout_s.has_value();
   cg.n_hash = static_cast<uint8_t>(std::min<size_t>(g.hash_fields.size(), 255));
   for (size_t i = 0; i < g.hash_fields.size() && i < kInlineHashFields; ++i) {
@@ -319,7 +378,8 @@ void CompileGroup(State& s, CGroup& cg, const SelectGroup& g) {
   cg.live = true;
 }
 
-void CommitOp(State& s, const DeltaOp& op) {
+// `key`: the entry's KeyOf for entry ops (computed once, by staging), unused for group ops.
+void CommitOp(State& s, const DeltaOp& op, std::string key) {
   using K = DeltaOp::Kind;
   switch (op.kind) {
     case K::kAddGroup: {
@@ -356,38 +416,55 @@ void CommitOp(State& s, const DeltaOp& op) {
         s.entries.emplace_back();
       }
       CEntry& ce = s.entries[slot];
-      ce = CEntry{CompileActions(s, op.entry.actions), {}, op.entry, KeyOf(op.entry), true};
+      ce.actions = CompileActions(s, op.entry.actions);
+      ce.counters = {};
+      ce.entry = op.entry;
+      ce.live = true;
       flowtables::CanonicalizeMatch(ce.entry);
-      s.entry_by_key.emplace(ce.key, slot);
+      s.entry_by_key.emplace(std::move(key), slot);
       CTable& t = s.tables[op.entry.table];
       (void)t.cls->Insert(slot, op.entry.priority, ce.entry.match);  // staged: cannot fail
       ++t.entries;
-      AdjustRefs(s, op.entry.actions, +1);
+      AddRefs(s, ce.actions);
       return;
     }
     case K::kModifyEntry: {
-      CEntry& ce = s.entries[s.entry_by_key.at(KeyOf(op.entry))];
+      CEntry& ce = s.entries[s.entry_by_key.at(key)];
       AdjustRefs(s, ce.entry.actions, -1);
       ce.entry.actions = op.entry.actions;
       ce.entry.origin = op.entry.origin;
       ce.actions = CompileActions(s, op.entry.actions);
-      AdjustRefs(s, op.entry.actions, +1);
+      AddRefs(s, ce.actions);
       return;
     }
     case K::kDeleteEntry: {
-      const std::string key = KeyOf(op.entry);
-      const uint32_t slot = s.entry_by_key.at(key);
+      const auto it = s.entry_by_key.find(key);
+      const uint32_t slot = it->second;
       CEntry& ce = s.entries[slot];
       CTable& t = s.tables[ce.entry.table];
       (void)t.cls->Remove(slot);
       --t.entries;
       AdjustRefs(s, ce.entry.actions, -1);
       ce = CEntry{};
-      s.entry_by_key.erase(key);
+      s.entry_by_key.erase(it);
       s.free_entries.push_back(slot);
       return;
     }
   }
+}
+
+// Room for what a staged delta adds, so commit does not regrow the state entry by entry.
+void Reserve(State& s, size_t added_entries, size_t added_groups) {
+  const size_t entries = s.entry_by_key.size() + added_entries;
+  if (added_entries > s.free_entries.size()) {
+    s.entries.reserve(s.entries.size() + added_entries - s.free_entries.size());
+  }
+  s.entry_by_key.reserve(entries);
+  const size_t groups = s.group_by_name.size() + added_groups;
+  if (added_groups > s.free_groups.size()) {
+    s.groups.reserve(s.groups.size() + added_groups - s.free_groups.size());
+  }
+  s.group_by_name.reserve(groups);
 }
 
 // A table of this many entries outgrows the first-level caches (see State::big_tables).
@@ -416,18 +493,20 @@ absl::Status CountOps(State& s, uint64_t n) {
 absl::Status SimNic::Apply(const flowtables::Delta& d) {
   State& s = *s_;
   if (!s.has_program) return absl::FailedPreconditionError("apply: no program installed");
-  Staging staging(s);
+  Staging staging(s, d.ops);
   for (size_t i = 0; i < d.ops.size(); ++i) {
     if (absl::Status st = CountOps(s, 1); !st.ok()) {
       return Prefixed(
           st, absl::StrCat("op ", i, " (", Sv(flowtables::DeltaOpKindName(d.ops[i].kind)), ")"));
     }
-    if (absl::Status st = staging.Check(d.ops[i]); !st.ok()) {
+    if (absl::Status st = staging.Check(d.ops[i], i); !st.ok()) {
       return Prefixed(st, absl::StrCat("op ", i));
     }
   }
   if (absl::Status st = staging.Finish(); !st.ok()) return st;
-  for (const DeltaOp& op : d.ops) CommitOp(s, op);
+  Reserve(s, staging.added_entries(), staging.added_groups());
+  for (size_t t = 0; t < s.tables.size(); ++t) s.tables[t].cls->Reserve(staging.added_to_table(t));
+  for (size_t i = 0; i < d.ops.size(); ++i) CommitOp(s, d.ops[i], staging.TakeKey(i));
   FindBigTables(s);
   s.program_cache.reset();
   s.flow_cache.Invalidate();
@@ -484,13 +563,17 @@ absl::Status SimNic::Install(const Program& p) {
   }
   s.has_program = true;
   (void)DeclarePorts(p.ports);
+  Reserve(s, p.EntryCount(), p.groups.size());
   for (const SelectGroup& g : p.groups) {
-    CommitOp(s, DeltaOp{DeltaOp::Kind::kAddGroup, {}, g});
+    CommitOp(s, DeltaOp{DeltaOp::Kind::kAddGroup, {}, g}, {});
   }
   for (size_t t = 0; t < s.tables.size(); ++t) {
     s.tables[t].defaults = CompileActions(s, p.tables[t].default_actions);
     if (t >= p.entries.size()) continue;
-    for (const Entry& e : p.entries[t]) CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}});
+    s.tables[t].cls->Reserve(p.entries[t].size());
+    for (const Entry& e : p.entries[t]) {
+      CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}}, KeyOf(e));
+    }
   }
   FindBigTables(s);
   s.key_tcp_flags = false;

@@ -39,8 +39,7 @@ struct CAction {
 struct CEntry {
   std::vector<CAction> actions;
   EntryCounters counters;
-  flowtables::Entry entry;
-  std::string key;
+  flowtables::Entry entry;  // canonical (match sorted by field); its key is in entry_by_key
   bool live = false;
 };
 

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "absl/functional/function_ref.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "sv.h"
@@ -90,12 +91,14 @@ std::string EntryText(const TableSchema& t, const Entry& e) {
                       flowtables::MatchesToString(e.match), "}");
 }
 
+// `where` names the culprit; it is only called on failure, so the common (supported) case
+// formats no text.
 absl::Status CheckActions(const DeviceProfile& p, const std::vector<Action>& actions,
-                          const std::string& where) {
+                          absl::FunctionRef<std::string()> where) {
   for (const Action& a : actions) {
     if (!p.SupportsAction(flowtables::KindOf(a))) {
       return absl::UnimplementedError(
-          absl::StrCat(where, ": action ", Sv(flowtables::ActionKindName(flowtables::KindOf(a))),
+          absl::StrCat(where(), ": action ", Sv(flowtables::ActionKindName(flowtables::KindOf(a))),
                        " not supported by device profile ", p.name));
     }
   }
@@ -134,23 +137,22 @@ absl::Status CheckEntrySupported(const DeviceProfile& p, const TableSchema& t, c
           Sv(flowtables::GetFieldInfo(m.field).name), " not supported by device profile ", p.name));
     }
   }
-  return CheckActions(p, e.actions, EntryText(t, e));
+  return CheckActions(p, e.actions, [&] { return EntryText(t, e); });
 }
 
 absl::Status CheckGroupSupported(const DeviceProfile& p, const SelectGroup& g) {
-  const std::string where = absl::StrCat("group ", g.name);
   if (!p.select_groups) {
     return absl::UnimplementedError(
-        absl::StrCat(where, ": select groups not supported by device profile ", p.name));
+        absl::StrCat("group ", g.name, ": select groups not supported by device profile ", p.name));
   }
   if (p.max_group_buckets && g.buckets.size() > p.max_group_buckets) {
-    return absl::ResourceExhaustedError(absl::StrCat(where, ": ", g.buckets.size(),
+    return absl::ResourceExhaustedError(absl::StrCat("group ", g.name, ": ", g.buckets.size(),
                                                      " buckets, device profile ", p.name,
                                                      " allows ", p.max_group_buckets));
   }
-  for (size_t i = 0; i < g.buckets.size(); ++i) {
-    const std::string bw = absl::StrCat(where, " bucket ", g.buckets[i].label);
-    if (absl::Status s = CheckActions(p, g.buckets[i].actions, bw); !s.ok()) return s;
+  for (const flowtables::Bucket& b : g.buckets) {
+    auto where = [&] { return absl::StrCat("group ", g.name, " bucket ", b.label); };
+    if (absl::Status s = CheckActions(p, b.actions, where); !s.ok()) return s;
   }
   return absl::OkStatus();
 }
@@ -166,11 +168,8 @@ absl::Status CheckProgramFits(const DeviceProfile& p, const flowtables::Program&
                                                        " holds ", cap));
     }
     total += entries.size();
-    if (absl::Status s =
-            CheckActions(p, t.default_actions, absl::StrCat("table ", t.name, ": default actions"));
-        !s.ok()) {
-      return s;
-    }
+    auto where = [&] { return absl::StrCat("table ", t.name, ": default actions"); };
+    if (absl::Status s = CheckActions(p, t.default_actions, where); !s.ok()) return s;
     for (const Entry& e : entries) {
       if (absl::Status s = CheckEntrySupported(p, t, e); !s.ok()) return s;
     }

@@ -198,6 +198,7 @@ class TupleSpace {
   /// Both return the index of the rule's tuple (stable for the classifier's lifetime).
   uint32_t Insert(CompiledRule r);
   uint32_t Remove(uint32_t id);
+  void Reserve(size_t rules) { rules_.reserve(rules_.size() + rules); }
   bool empty() const { return rules_.empty(); }
   // Prefetches the index slots of the first `max_tuples` tuples the packet can match.
   void Prefetch(const uint64_t* key, uint32_t present, size_t max_tuples) const noexcept {
@@ -238,12 +239,13 @@ class TupleSpace {
   std::map<std::vector<uint64_t>, uint32_t> tuple_index_;  // mask + required -> tuple
   std::vector<uint32_t> order_;                            // non-empty tuples, max priority desc
   absl::flat_hash_map<uint32_t, RuleLoc> rules_;
+  std::vector<uint64_t> sig_;  // scratch: the tuple_index_ key of the rule being inserted
 };
 
 uint32_t TupleSpace::Insert(CompiledRule r) {
-  std::vector<uint64_t> sig = r.mask;
-  sig.push_back(r.required);
-  auto [it, fresh] = tuple_index_.try_emplace(std::move(sig), tuples_.size());
+  sig_.assign(r.mask.begin(), r.mask.end());
+  sig_.push_back(r.required);
+  auto [it, fresh] = tuple_index_.try_emplace(sig_, tuples_.size());
   if (fresh) {
     tuples_.push_back(Tuple{r.mask, r.required, WordKeyIndex(words_), {}, {}, {}, {}, 0});
   }
@@ -268,9 +270,12 @@ uint32_t TupleSpace::Insert(CompiledRule r) {
   const uint32_t id = r.rule.id;
   bucket.insert(pos, std::move(r.rule));
   Summarize(t, b);
+  // order_ depends only on which tuples are non-empty and their maximum priorities: a rule that
+  // raises neither leaves it as it is.
+  const bool reorder = t.priorities.empty() || priority > t.max_priority;
   ++t.priorities[priority];
   rules_.emplace(id, RuleLoc{it->second, std::move(r.value)});
-  Reorder();
+  if (reorder) Reorder();
   return it->second;
 }
 
@@ -427,6 +432,10 @@ class TupleSpaceClassifier final : public Classifier {
     space_.Prefetch(key.data(), f.present, 4);
   }
   size_t size() const override { return where_.size(); }
+  void Reserve(size_t rules) override {
+    where_.reserve(where_.size() + rules);
+    space_.Reserve(rules);
+  }
 
   TupleSpaceStats Stats() const {
     TupleSpaceStats s{0, where_.size(), 0, parts_.size()};
@@ -464,6 +473,7 @@ class TupleSpaceClassifier final : public Classifier {
   absl::flat_hash_map<uint64_t, Part> parts_;  // partition value -> its tuples and small list
   absl::flat_hash_map<uint32_t, std::optional<uint64_t>> where_;  // rule -> its partition
   uint64_t next_seq_ = 0;
+  std::vector<int> idx_;  // scratch: key index of each field of the rule being inserted
 };
 
 CompiledRule TupleSpaceClassifier::Compile(uint32_t id, int32_t priority,
@@ -499,11 +509,11 @@ CompiledRule TupleSpaceClassifier::Compile(uint32_t id, int32_t priority,
 
 absl::Status TupleSpaceClassifier::Insert(uint32_t id, int32_t priority,
                                           std::span<const FieldMatch> match) {
-  std::vector<int> idx;
-  if (absl::Status s = CheckMatch(keys_, match, &idx); !s.ok()) return s;
+  idx_.clear();
+  if (absl::Status s = CheckMatch(keys_, match, &idx_); !s.ok()) return s;
   if (where_.contains(id)) return absl::AlreadyExistsError(absl::StrCat("rule ", id, " exists"));
   std::optional<uint64_t> part_value;
-  CompiledRule c = Compile(id, priority, match, idx, part_value);
+  CompiledRule c = Compile(id, priority, match, idx_, part_value);
   if (part_value) {
     Part& part = parts_[*part_value];
     AddSmall(part.small, c);
@@ -559,34 +569,25 @@ void TupleSpaceClassifier::AddSmall(SmallList& l, const CompiledRule& c) const {
     l = SmallList{true, {}, {}, {}};
     return;
   }
-  // Rebuilt whole: the list is short, and rebuilding keeps words and ranges in rule order.
-  std::vector<SmallRule> rules = l.rules;
-  std::vector<const uint64_t*> words;
-  std::vector<std::vector<RangeCheck>> ranges;
-  for (const SmallRule& r : l.rules) {
-    words.push_back(&l.words[(&r - l.rules.data()) * 2 * words_]);
-    ranges.emplace_back(l.ranges.begin() + r.range_begin,
-                        l.ranges.begin() + r.range_begin + r.range_count);
-  }
+  // Inserted in place: words and ranges stay in rule order (as RemoveSmall keeps them).
   const auto pos = static_cast<size_t>(
-      std::find_if(rules.begin(), rules.end(),
+      std::find_if(l.rules.begin(), l.rules.end(),
                    [&](const SmallRule& r) { return r.priority < c.rule.priority; }) -
-      rules.begin());
-  rules.insert(rules.begin() + static_cast<ptrdiff_t>(pos),
-               SmallRule{c.rule.priority, c.rule.id, c.rule.seq, c.required, 0, 0});
-  std::vector<uint64_t> own(c.mask);
-  own.insert(own.end(), c.value.begin(), c.value.end());
-  words.insert(words.begin() + static_cast<ptrdiff_t>(pos), own.data());
-  ranges.insert(ranges.begin() + static_cast<ptrdiff_t>(pos), c.rule.ranges);
-  SmallList out;
-  for (size_t i = 0; i < rules.size(); ++i) {
-    rules[i].range_begin = static_cast<uint16_t>(out.ranges.size());
-    rules[i].range_count = static_cast<uint16_t>(ranges[i].size());
-    out.ranges.insert(out.ranges.end(), ranges[i].begin(), ranges[i].end());
-    out.words.insert(out.words.end(), words[i], words[i] + 2 * words_);
+      l.rules.begin());
+  const size_t range_at = pos < l.rules.size() ? l.rules[pos].range_begin : l.ranges.size();
+  const auto count = static_cast<uint16_t>(c.rule.ranges.size());
+  for (size_t i = pos; i < l.rules.size(); ++i) {
+    l.rules[i].range_begin = static_cast<uint16_t>(l.rules[i].range_begin + count);
   }
-  out.rules = std::move(rules);
-  l = std::move(out);
+  l.rules.insert(l.rules.begin() + static_cast<ptrdiff_t>(pos),
+                 SmallRule{c.rule.priority, c.rule.id, c.rule.seq, c.required,
+                           static_cast<uint16_t>(range_at), count});
+  l.ranges.insert(l.ranges.begin() + static_cast<ptrdiff_t>(range_at), c.rule.ranges.begin(),
+                  c.rule.ranges.end());
+  const auto word_at =
+      l.words.begin() + static_cast<ptrdiff_t>(pos * 2 * static_cast<size_t>(words_));
+  const auto after_mask = l.words.insert(word_at, c.mask.begin(), c.mask.end()) + words_;
+  l.words.insert(after_mask, c.value.begin(), c.value.end());
 }
 
 void TupleSpaceClassifier::RemoveSmall(SmallList& l, uint32_t id) const {
