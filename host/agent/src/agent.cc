@@ -46,6 +46,20 @@ void Merge(flowtables::ClusterState& s, flowtables::ClusterState extra) {
   if (!s.node_facts) s.node_facts = std::move(extra.node_facts);
 }
 
+// True when placement put the whole program on the device unchanged (no punts, no cuts, every
+// group on the device): the device program is then the compiled program itself.
+bool PlacedAsIs(const host::PlacementReport& r) {
+  for (const host::TablePlacement& t : r.tables) {
+    if (t.on_device != t.entries || t.punt_entries != 0 || t.in_software != 0 || t.catch_all_punt) {
+      return false;
+    }
+  }
+  for (const host::GroupPlacement& g : r.groups) {
+    if (g.where != host::Where::kDevice) return false;
+  }
+  return true;
+}
+
 }  // namespace
 
 Agent::Agent(AgentConfig config, Backend backend, ClusterSource extra_source)
@@ -76,13 +90,6 @@ absl::StatusOr<flowtables::ClusterState> Agent::LoadInputs() const {
   return state;
 }
 
-// The seam for the incremental compiler: today a full compile of the whole state.
-absl::StatusOr<flowtables::CompileResult> Agent::ComputeDesired(const flowtables::ClusterState& s) {
-  flowtables::CompileOptions options;
-  options.node_name = config_.node;
-  return flowtables::Compile(s, options);
-}
-
 absl::Status Agent::Fail(std::string_view stage, const absl::Status& st, std::string_view reason) {
   ++sync_failures_;
   ++errors_by_stage_[std::string(stage)];
@@ -96,27 +103,48 @@ absl::Status Agent::Fail(std::string_view stage, const absl::Status& st, std::st
 }
 
 absl::Status Agent::Sync(std::string_view reason) {
+  // Texts first: a file written during the load is then seen as changed by the next sync.
+  std::optional<ManifestTexts> texts = ReadManifestTexts();
   absl::StatusOr<flowtables::ClusterState> state = LoadInputs();
   std::lock_guard lock(mu_);
   ++syncs_;
   last_sync_unix_ms_ = NowUnixMs();
   if (!state.ok()) return Fail("load", state.status(), reason);
   for (const std::string& note : state->notes) spdlog::debug("load: {}", note);
-  absl::StatusOr<flowtables::CompileResult> compiled = ComputeDesired(*state);
-  if (!compiled.ok()) return Fail("compile", compiled.status(), reason);
-  absl::StatusOr<host::PlacedProgram> placed =
-      host::Place(backend_.device->capabilities(), compiled->program, backend_.device->name());
-  if (!placed.ok()) return Fail("place", placed.status(), reason);
+  const uint64_t incremental_before = incremental_compiles_;
+  absl::StatusOr<Desired> desired = ComputeDesired(*state, texts, reason);
+  if (!desired.ok()) return Fail("compile", desired.status(), reason);
+  const bool incremental = incremental_compiles_ > incremental_before;
+  absl::StatusOr<host::PlacedProgram> placed = host::Place(
+      backend_.device->capabilities(), desired->compiled.program, backend_.device->name());
+  if (!placed.ok()) {
+    incremental_.reset();  // the compiler is ahead of the device: next time compile in full
+    return Fail("place", placed.status(), reason);
+  }
+  const bool as_is = PlacedAsIs(placed->report);
   flowtables::Program device_program = placed->device;
-  absl::StatusOr<host::ConvergeReport> report = reconciler_->Converge(std::move(placed->device));
+  absl::StatusOr<host::ConvergeReport> report;
+  const bool by_delta =
+      desired->delta && as_is && device_holds_program_ && reconciler_->installed().has_value();
+  if (by_delta) {
+    report = reconciler_->ConvergeDelta(*desired->delta, device_program.ports);
+  } else {
+    report = reconciler_->Converge(std::move(placed->device));
+  }
   last_report_ = reconciler_->last_report();
-  if (!report.ok()) return Fail("apply", report.status(), reason);
+  if (!report.ok()) {
+    // The compiler is ahead of the device now: start over with a full compile and a diff.
+    incremental_.reset();
+    device_holds_program_ = false;
+    return Fail("apply", report.status(), reason);
+  }
 
   apply_latency_s_.Observe(static_cast<double>(report->total_ns) / 1e9);
   device_ops_ += report->ops_applied;
-  desired_ = *std::move(compiled);
+  desired_ = std::move(desired->compiled);
   desired_device_ = std::move(device_program);
   placement_ = std::move(placed->report);
+  device_holds_program_ = as_is;
   last_error_.clear();
   bool changed = report->ops_total > 0 || report->reinstalled;
   std::string message = absl::StrCat(
@@ -124,9 +152,15 @@ absl::Status Agent::Sync(std::string_view reason) {
       report->entries_modified, " -", report->entries_deleted, " entries, +", report->groups_added,
       " ~", report->groups_modified, " -", report->groups_deleted, " groups",
       report->read_back ? " (read back from the device)" : "",
-      report->reinstalled ? " (reinstalled)" : "", " in ", report->total_ns / 1000, " us");
+      report->reinstalled ? " (reinstalled)" : "", " in ", report->total_ns / 1000, " us",
+      incremental ? (by_delta ? ", incremental compile, pushed as its delta"
+                              : ", incremental compile, converged by diff")
+                  : absl::StrCat(", full compile (", last_full_compile_reason_, ")"));
   spdlog::info("sync {}", message);
-  events_.Add(changed ? "applied" : "unchanged", false, std::move(message), report->ToJson());
+  nlohmann::json detail = report->ToJson();
+  detail["compile"] = incremental ? "incremental" : "full";
+  detail["pushed_delta"] = by_delta;
+  events_.Add(changed ? "applied" : "unchanged", false, std::move(message), std::move(detail));
   return absl::OkStatus();
 }
 

@@ -6,11 +6,13 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 
+#include <functional>
 #include <mutex>
 
 #include "agent_test_util.h"
 #include "nicflow/agent/simnic.h"
 #include "nicflow/flowtables/ir.h"
+#include "nicflow/flowtables/loader.h"
 #include "nicflow/host/sim_device.h"
 #include "nicflow/sim/packet.h"
 #include "nicflow/sim/profile.h"
@@ -173,6 +175,103 @@ TEST(Agent, KeepsTheLastGoodProgramWhenTheDeviceRefusesTheDelta) {
   nic->ClearFaults();
   EXPECT_TRUE(agent.Sync("retry").ok());
   EXPECT_GT(InstalledEntries(agent), good);
+}
+
+// What a full compile of the manifests directory gives for node-a: the oracle the incremental
+// path must match entry for entry.
+flowtables::Program FullCompile(const AgentConfig& config) {
+  flowtables::ClusterState state;
+  EXPECT_TRUE(flowtables::LoadPaths({config.inputs.manifests_dir}, {}, state).ok());
+  flowtables::CompileOptions options;
+  options.node_name = config.node;
+  auto compiled = flowtables::Compile(state, options);
+  EXPECT_TRUE(compiled.ok()) << compiled.status();
+  return compiled.ok() ? compiled->program : flowtables::Program{};
+}
+
+// Syncs after a manifest change; returns the sync's event detail (the reconciler's report plus
+// how it compiled).
+nlohmann::json SyncAndReport(Agent& agent) {
+  EXPECT_TRUE(agent.Sync("manifests changed").ok());
+  std::vector<Event> last = agent.events().Last(1);
+  return last.empty() ? nlohmann::json() : last[0].detail;
+}
+
+TEST(Agent, CompilesAOneFileChangeIncrementallyAndInstallsWhatAFullCompileWould) {
+  TempDir dir;
+  AgentConfig config = testing::ShopConfig(dir);
+  auto nic = sim::SimNic::Create(*sim::BuiltinProfile("unlimited"));
+  Backend b;
+  b.device = std::make_unique<host::SimDevice>(*nic);
+  Agent agent(config, std::move(b));
+  ASSERT_TRUE(agent.Sync("start").ok());
+  const size_t shop_entries = InstalledEntries(agent);
+  auto installed_is_full_compile = [&](const std::string& step) {
+    auto d = flowtables::Diff(nic->installed(), FullCompile(config));
+    ASSERT_TRUE(d.ok()) << step << ": " << d.status();
+    EXPECT_TRUE(d->empty()) << step << ": the device holds what a full compile gives; "
+                            << d->ops.size() << " ops differ";
+  };
+  installed_is_full_compile("start");
+  const std::string m = config.inputs.manifests_dir;
+
+  struct Step {
+    std::string name;
+    std::function<void()> change;
+  };
+  const std::vector<Step> steps = {
+      {"a new Service file", [&] { WriteFile(m + "/extra.yaml", testing::kExtraService); }},
+      {"the Service's port changed",
+       [&] {
+         std::string svc = testing::kExtraService;
+         svc.replace(svc.find("port: 81"), 8, "port: 82");
+         WriteFile(m + "/extra.yaml", svc);
+       }},
+      {"a new NetworkPolicy file",
+       [&] {
+         WriteFile(m + "/policy.yaml", R"(apiVersion: networking.k8s.io/v1
+kind: NetworkPolicy
+metadata: {name: web-from-cart, namespace: shop}
+spec:
+  podSelector: {matchLabels: {app: web}}
+  ingress: [{from: [{podSelector: {matchLabels: {app: cart}}}], ports: [{port: 9999}]}]
+)");
+       }},
+      {"the NetworkPolicy file removed", [&] { std::filesystem::remove(m + "/policy.yaml"); }},
+      {"the Service file removed", [&] { std::filesystem::remove(m + "/extra.yaml"); }},
+  };
+  for (const Step& step : steps) {
+    step.change();
+    const nlohmann::json report = SyncAndReport(agent);
+    EXPECT_EQ(report.value("compile", ""), "incremental") << step.name;
+    EXPECT_TRUE(report.value("pushed_delta", false))
+        << step.name << ": one object changed, its delta went to the device as it is";
+    EXPECT_FALSE(report.value("read_back", true)) << step.name;
+    const size_t ops = report.value("ops_applied", size_t{0});
+    EXPECT_GT(ops, 0u) << step.name;
+    EXPECT_LE(ops, 12u) << step.name << ": a small delta, not a reinstall of " << shop_entries;
+    installed_is_full_compile(step.name);
+  }
+  EXPECT_EQ(InstalledEntries(agent), shop_entries);
+
+  // A bad file fails the load and changes nothing; removing it is no change at all.
+  WriteFile(m + "/bad.yaml", "kind: Service\nmetadata: {name: x, namespace: shop}\nspec: 7\n");
+  EXPECT_FALSE(agent.Sync("manifests changed").ok());
+  std::filesystem::remove(m + "/bad.yaml");
+  nlohmann::json report = SyncAndReport(agent);
+  EXPECT_EQ(report.value("compile", ""), "incremental");
+  EXPECT_EQ(report.value("ops_total", size_t{1}), 0u);
+  installed_is_full_compile("after a bad file came and went");
+
+  // A resync compiles in full (the safety net) and finds nothing to do.
+  ASSERT_TRUE(agent.Sync("resync").ok());
+  report = agent.events().Last(1)[0].detail;
+  EXPECT_EQ(report.value("compile", ""), "full");
+  EXPECT_EQ(report.value("ops_total", size_t{1}), 0u);
+  const nlohmann::json compile = agent.StatusJson()["compile"];
+  EXPECT_EQ(compile["incremental"], steps.size() + 1);
+  EXPECT_EQ(compile["full"], 2u);
+  EXPECT_EQ(compile["last_full_reason"], "resync");
 }
 
 // The simulated NIC in its own "process" (a SimNicServer on a unix socket): a new agent reads
