@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
@@ -130,6 +131,22 @@ TEST(Neighbour, ArpRequestForTheGatewayGetsAReplyWithThePortMac) {
   EXPECT_TRUE(std::equal(gw.begin(), gw.end(), r.begin() + 14 + 8));
   EXPECT_EQ(Load32(r.data() + 14 + 14), 0xa9fe0101u);
   EXPECT_EQ(Load32(r.data() + 14 + 24), 0x0a000101u);
+}
+
+TEST(Neighbour, ArpProbeForAnUnknownPeerIsAnsweredByTheFarEndsProxy) {
+  const MacAddr ours{0x02, 0, 0, 0, 0, 1}, theirs{0x02, 0, 0, 0, 0, 2};
+  const std::vector<uint8_t> probe = BuildArpRequest(ours, Ip("10.77.2.20"));
+  ASSERT_EQ(probe.size(), 60u);
+  EXPECT_TRUE(std::all_of(probe.begin(), probe.begin() + 6, [](uint8_t b) { return b == 0xff; }))
+      << "broadcast";
+  EXPECT_EQ(Load16(probe.data() + 14 + 6), 1) << "ARP request";
+  EXPECT_EQ(Load32(probe.data() + 14 + 14), 0u) << "a probe: no sender address";
+  ASSERT_EQ(NeighbourQueryTarget(probe), Ip("10.77.2.20"));
+  const std::vector<uint8_t> reply = BuildNeighbourReply(probe, Ip("10.77.2.20"), theirs);
+  ASSERT_EQ(reply.size(), 60u);
+  EXPECT_TRUE(std::equal(ours.begin(), ours.end(), reply.begin())) << "back to the prober";
+  EXPECT_TRUE(std::equal(theirs.begin(), theirs.end(), reply.begin() + 6))
+      << "the source MAC the prober learns as its peer";
 }
 
 TEST(Neighbour, NeighbourSolicitationGetsAnAdvertisementWithValidChecksum) {

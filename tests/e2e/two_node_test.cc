@@ -440,6 +440,12 @@ TEST_F(TwoNodes, RemovedEndpointTakesNoNewConnectionsButKeepsItsEstablishedOne) 
                         return s.first == remaining;
                       })}));
   ASSERT_TRUE(WaitSynced(before)) << Logs();
+  for (const Node* n : {&a_, &b_}) {
+    const json compile = Cli(*n, "status").value("compile", json::object());
+    EXPECT_GE(compile.value("incremental", uint64_t{0}), 1u)
+        << n->name << ": the EndpointSlice file change was compiled incrementally; "
+        << compile.dump();
+  }
 
   for (int i = 0; i < 10; ++i) {
     EXPECT_EQ(FromClient([] { return TcpWho(kClusterIp, kTcpPort, 3000); }), remaining)
