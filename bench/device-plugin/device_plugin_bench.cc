@@ -216,6 +216,56 @@ bool BenchHealth(dpt::FakeKubelet& kubelet, dpt::FakeSysfs& sysfs, size_t count,
   return true;
 }
 
+// Time from a kubelet restart (its sockets deleted, kubelet.sock re-created) to the plugin's
+// next registration, and from an sriov_numvfs change to the kubelet seeing one VF fewer, then
+// the VF back.
+bool BenchRestartAndNumVfs(dpt::FakeKubelet& kubelet, dpt::FakeSysfs& sysfs, size_t count,
+                           int rounds) {
+  std::vector<double> restart, numvfs;
+  for (int i = 0; i < rounds; ++i) {
+    const int before = static_cast<int>(kubelet.registrations().size());
+    const auto start = Clock::now();
+    if (!kubelet.Restart().ok() || !kubelet.WaitForRegistrations(kResource, before + 1, 5s)) {
+      std::fprintf(stderr, "no re-registration within 5 s of a kubelet restart\n");
+      return false;
+    }
+    restart.push_back(Micros(Clock::now() - start) / 1000.0);
+    // The kubelet only asks for devices again once the new registration's stream is up.
+    if (!kubelet.WaitForDevices(
+            kResource, [&](const dpt::DeviceList& d) { return d.size() == count; }, 5s)) {
+      return false;
+    }
+  }
+  const std::string pf = "0000:af:00.0";
+  const int vfs = std::stoi([&] {
+    std::ifstream in(sysfs.root() / "devices/pci0000:00" / pf / "sriov_numvfs");
+    std::string text;
+    in >> text;
+    return text;
+  }());
+  for (int i = 0; i < rounds; ++i) {
+    for (const int n : {vfs - 1, vfs}) {
+      const size_t want = count - static_cast<size_t>(vfs - n);
+      const auto start = Clock::now();
+      sysfs.SetNumVfs(pf, n);
+      if (!kubelet.WaitForDevices(
+              kResource, [&](const dpt::DeviceList& d) { return d.size() == want; }, 5s)) {
+        std::fprintf(stderr, "sriov_numvfs change not seen within 5 s\n");
+        return false;
+      }
+      numvfs.push_back(Micros(Clock::now() - start) / 1000.0);
+    }
+  }
+  const auto print = [](const char* what, const std::vector<double>& samples) {
+    const Summary s = Summarize(samples);
+    std::printf("%-44s p50 %7.1f ms  p99 %7.1f ms  max %7.1f ms  (n=%zu)\n", what, s.p50, s.p99,
+                s.max, samples.size());
+  };
+  print("kubelet restart -> registered again", restart);
+  print("sriov_numvfs change -> ListAndWatch", numvfs);
+  return true;
+}
+
 void BenchScan(const fs::path& root) {
   dp::SysfsScanner scanner(root, dp::MakeSysfsRdmaLocator());
   const auto cold_start = Clock::now();
@@ -296,7 +346,8 @@ int main(int argc, char** argv) {
   if (!BenchAllocate(kubelet, ids, options.allocs) ||
       !BenchHealth(kubelet, sysfs, count, options.health_rounds, /*via_inotify=*/true, 5s) ||
       !BenchHealth(kubelet, sysfs, count, std::max(5, options.health_rounds / 3),
-                   /*via_inotify=*/false, poll_timeout)) {
+                   /*via_inotify=*/false, poll_timeout) ||
+      !BenchRestartAndNumVfs(kubelet, sysfs, count, std::max(5, options.health_rounds / 3))) {
     plugin.reset();
     fs::remove_all(root);
     return 1;

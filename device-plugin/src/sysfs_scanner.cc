@@ -132,8 +132,12 @@ absl::StatusOr<ScanResult> SysfsScanner::Scan() {
     const fs::path dir = devices_dir / address;
     // The entry is a symlink the kernel creates with the device: a new inode means a new
     // device at this address (sysfs does not reuse inode numbers soon).
+    // Only a function known to be a VF or a PF is cached: the kernel adds the bus entry before
+    // the physfn link and the SR-IOV attributes, so a scan in between sees neither yet, and
+    // caching that answer would hide the new VF for as long as its inode lives.
     CachedFunction cached;
-    if (auto it = cache_.find(address); it != cache_.end() && it->second.inode == inode) {
+    if (auto it = cache_.find(address);
+        it != cache_.end() && it->second.inode == inode && it->second.kind != Kind::kOther) {
       cached = std::move(it->second);
     } else {
       cached.inode = inode;
@@ -155,6 +159,10 @@ absl::StatusOr<ScanResult> SysfsScanner::Scan() {
   for (const std::string& address : vfs) {
     const fs::path dir = devices_dir / address;
     CachedFunction& cached = cache_.at(address);
+    // The PF's virtfnN link comes last, once the VF is fully set up (driver, IOMMU group,
+    // netdev, RDMA devices). Until then the VF is left out and not read, so nothing half-made
+    // is cached; the link's creation raises an event in the PF's watched directory.
+    if (result.pfs.contains(cached.physfn) && !slots.contains(address)) continue;
     VfDevice vf = ReadVfCached(dir, address, cached, rdma_refreshed);
     if (auto slot = slots.find(address); slot != slots.end()) vf.vf_index = slot->second.index;
     if (auto pf = result.pfs.find(cached.physfn); pf != result.pfs.end()) {

