@@ -74,6 +74,9 @@ size_t VfCount(const State& s) {
   }));
 }
 
+// A group action staging could not resolve to a slot (the delta adds or changes the group).
+constexpr uint32_t kUnresolved = 0xffffffffu;
+
 // Checks ops against an overlay of the installed state; see the file comment. Views held in the
 // maps point into the delta, the state and `keys_`, all unchanged while staging lives.
 class Staging {
@@ -100,6 +103,9 @@ class Staging {
   absl::Status Finish() const;
   /// The key of entry op `i`, computed by Check; moved out, so once per op.
   std::string TakeKey(size_t i) { return std::move(keys_[i]); }
+  /// The group slot of each group action of the added and modified entries, in op order (what
+  /// CompileActions consumes), or kUnresolved for a group the delta itself changes.
+  const std::vector<uint32_t>& group_slots() const { return group_slots_; }
   /// Entries and groups the delta adds, net of deletes (for reserving state).
   size_t added_entries() const { return added_entries_; }
   size_t added_groups() const { return added_groups_; }
@@ -109,16 +115,21 @@ class Staging {
   }
 
  private:
-  const Entry* CurrentEntry(absl::string_view key) const {
-    if (auto it = entries_.find(key); it != entries_.end()) return it->second;
+  // The installed entry with this key (nullptr if none), ignoring the overlay.
+  const Entry* InstalledEntry(absl::string_view key) const {
     if (auto it = s_.entry_by_key.find(key); it != s_.entry_by_key.end()) {
       return &s_.entries[it->second].entry;
     }
     return nullptr;
   }
-  const SelectGroup* CurrentGroup(absl::string_view name) const {
-    if (auto it = groups_.find(name); it != groups_.end()) return it->second;
+  // `slot`: the installed group's slot, or kUnresolved if the delta changes the group.
+  const SelectGroup* CurrentGroup(absl::string_view name, uint32_t* slot = nullptr) const {
+    if (slot) *slot = kUnresolved;
+    if (!groups_.empty()) {  // most deltas touch no group: do not hash the name twice
+      if (auto it = groups_.find(name); it != groups_.end()) return it->second;
+    }
     if (auto it = s_.group_by_name.find(name); it != s_.group_by_name.end()) {
+      if (slot) *slot = it->second;
       return &s_.groups[it->second].group;
     }
     return nullptr;
@@ -127,9 +138,11 @@ class Staging {
                                absl::FunctionRef<std::string()> where);
   absl::Status CheckEntry(const Entry& e, bool adding);
   absl::Status CheckGroup(const SelectGroup& g);
-  void CountGroupRefs(const std::vector<Action>& actions, int64_t sign) {
+  void CountGroupRefs(const std::vector<Action>& actions, int32_t sign) {
     for (const Action& a : actions) {
-      if (const auto* g = std::get_if<flowtables::GroupAction>(&a)) ref_delta_[g->group] += sign;
+      if (const auto* g = std::get_if<flowtables::GroupAction>(&a)) {
+        ref_changes_.emplace_back(g->group, sign);
+      }
     }
   }
 
@@ -139,11 +152,14 @@ class Staging {
   std::vector<size_t> table_count_;
   std::vector<uint32_t> table_cap_;  // DeviceProfile::CapacityOf each table; 0: unbounded
   std::vector<std::string> keys_;    // per op: the entry's key, empty for group ops
+  std::vector<uint32_t> group_slots_;
   size_t total_ = 0;
   size_t groups_live_ = 0;
   size_t added_entries_ = 0;
   size_t added_groups_ = 0;
-  absl::flat_hash_map<absl::string_view, int64_t> ref_delta_;
+  // Each entry op's change to a group's reference count; summed by Finish only when the delta
+  // deletes groups (most deltas do not, and a list is cheaper to fill than a map).
+  std::vector<std::pair<absl::string_view, int32_t>> ref_changes_;
   std::set<absl::string_view> deleted_groups_;
   std::set<std::string> new_pods_;
 };
@@ -157,10 +173,12 @@ absl::Status Staging::CheckActionRefs(const std::vector<Action>& actions, TableI
             absl::StrCat(where(), ": goto table ", g->table, " is not a later table"));
       }
     } else if (const auto* gr = std::get_if<flowtables::GroupAction>(&a)) {
-      if (CurrentGroup(gr->group) == nullptr) {
+      uint32_t slot;
+      if (CurrentGroup(gr->group, &slot) == nullptr) {
         return absl::FailedPreconditionError(
             absl::StrCat(where(), ": group ", gr->group, " is not installed"));
       }
+      if (!in_group) group_slots_.push_back(slot);
     } else if (const auto* o = std::get_if<flowtables::OutputAction>(&a)) {
       if (o->port.kind == PortRef::Kind::kPod) {
         std::string name = o->port.ToString();
@@ -216,7 +234,10 @@ absl::Status Staging::Check(const DeltaOp& op, size_t i) {
     case K::kDeleteEntry: {
       keys_[i] = KeyOf(op.entry);
       const absl::string_view key = keys_[i];
-      const Entry* cur = CurrentEntry(key);
+      // One probe of the overlay finds the entry or makes its slot (a failed op ends staging, so
+      // a slot left behind does not matter).
+      auto [slot, fresh] = entries_.try_emplace(key, nullptr);
+      const Entry* cur = fresh ? InstalledEntry(key) : slot->second;
       if ((op.kind == K::kAddEntry) == (cur != nullptr)) {
         return absl::FailedPreconditionError(
             absl::StrCat(Sv(flowtables::DeltaOpKindName(op.kind)), " ", key,
@@ -232,7 +253,7 @@ absl::Status Staging::Check(const DeltaOp& op, size_t i) {
         --table_count_[cur->table], --total_;
         added_entries_ -= added_entries_ > 0;
       }
-      entries_[key] = op.kind == K::kDeleteEntry ? nullptr : &op.entry;
+      slot->second = op.kind == K::kDeleteEntry ? nullptr : &op.entry;
       return absl::OkStatus();
     }
     case K::kAddGroup:
@@ -268,12 +289,18 @@ absl::Status Staging::Check(const DeltaOp& op, size_t i) {
 }
 
 absl::Status Staging::Finish() const {
-  for (const absl::string_view name : deleted_groups_) {
-    int64_t refs = 0;
-    if (auto it = s_.group_by_name.find(name); it != s_.group_by_name.end()) {
-      refs = s_.groups[it->second].refs;
+  absl::flat_hash_map<absl::string_view, int64_t> ref_delta;
+  for (const absl::string_view name : deleted_groups_) ref_delta.emplace(name, 0);
+  if (!ref_delta.empty()) {
+    for (const auto& [name, sign] : ref_changes_) {
+      if (auto it = ref_delta.find(name); it != ref_delta.end()) it->second += sign;
     }
-    if (auto it = ref_delta_.find(name); it != ref_delta_.end()) refs += it->second;
+  }
+  for (const absl::string_view name : deleted_groups_) {
+    int64_t refs = ref_delta[name];
+    if (auto it = s_.group_by_name.find(name); it != s_.group_by_name.end()) {
+      refs += s_.groups[it->second].refs;
+    }
     if (refs > 0) {
       return absl::FailedPreconditionError(
           absl::StrCat("delete group ", name, ": still referenced by ", refs, " entries"));
@@ -303,7 +330,14 @@ PortId EnsurePort(State& s, const PortRef& ref) {
   return id;
 }
 
-std::vector<CAction> CompileActions(State& s, const std::vector<Action>& actions) {
+// Group slots staging resolved (Staging::group_slots), consumed in op order by CompileActions;
+// a null cursor looks every group up by name.
+struct GroupSlotCursor {
+  const uint32_t* next = nullptr;
+};
+
+std::vector<CAction> CompileActions(State& s, const std::vector<Action>& actions,
+                                    GroupSlotCursor* resolved = nullptr) {
   std::vector<CAction> out;
   out.reserve(actions.size());
   for (const Action& a : actions) {
@@ -321,7 +355,8 @@ std::vector<CAction> CompileActions(State& s, const std::vector<Action>& actions
       c.value = U128::FromIp(sn->addr), c.v6 = !sn->addr.is_v4();
       c.l4_port = sn->port_lo, c.l4_port_hi = sn->port_hi;
     } else if (const auto* gr = std::get_if<flowtables::GroupAction>(&a)) {
-      c.group = s.group_by_name.at(gr->group);
+      const uint32_t slot = resolved ? *resolved->next++ : kUnresolved;
+      c.group = slot != kUnresolved ? slot : s.group_by_name.at(gr->group);
     } else if (const auto* cl = std::get_if<flowtables::CtLookupAction>(&a)) {
       c.zone = cl->zone;
     } else if (const auto* cc = std::get_if<flowtables::CtCommitAction>(&a)) {
@@ -379,7 +414,8 @@ void CompileGroup(State& s, CGroup& cg, const SelectGroup& g) {
 }
 
 // `key`: the entry's KeyOf for entry ops (computed once, by staging), unused for group ops.
-void CommitOp(State& s, const DeltaOp& op, std::string key) {
+// `resolved`: the group slots staging resolved, or null.
+void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* resolved = nullptr) {
   using K = DeltaOp::Kind;
   switch (op.kind) {
     case K::kAddGroup: {
@@ -416,7 +452,7 @@ void CommitOp(State& s, const DeltaOp& op, std::string key) {
         s.entries.emplace_back();
       }
       CEntry& ce = s.entries[slot];
-      ce.actions = CompileActions(s, op.entry.actions);
+      ce.actions = CompileActions(s, op.entry.actions, resolved);
       ce.counters = {};
       ce.entry = op.entry;
       ce.live = true;
@@ -433,7 +469,7 @@ void CommitOp(State& s, const DeltaOp& op, std::string key) {
       AdjustRefs(s, ce.entry.actions, -1);
       ce.entry.actions = op.entry.actions;
       ce.entry.origin = op.entry.origin;
-      ce.actions = CompileActions(s, op.entry.actions);
+      ce.actions = CompileActions(s, op.entry.actions, resolved);
       AddRefs(s, ce.actions);
       return;
     }
@@ -506,7 +542,8 @@ absl::Status SimNic::Apply(const flowtables::Delta& d) {
   if (absl::Status st = staging.Finish(); !st.ok()) return st;
   Reserve(s, staging.added_entries(), staging.added_groups());
   for (size_t t = 0; t < s.tables.size(); ++t) s.tables[t].cls->Reserve(staging.added_to_table(t));
-  for (size_t i = 0; i < d.ops.size(); ++i) CommitOp(s, d.ops[i], staging.TakeKey(i));
+  GroupSlotCursor resolved{staging.group_slots().data()};
+  for (size_t i = 0; i < d.ops.size(); ++i) CommitOp(s, d.ops[i], staging.TakeKey(i), &resolved);
   FindBigTables(s);
   s.program_cache.reset();
   s.flow_cache.Invalidate();

@@ -142,6 +142,33 @@ TEST(SimNic, DeltaOpsThatDoNotFitAreFailedPreconditions) {
   EXPECT_EQ(nic->ApplyOp(bad).code(), absl::StatusCode::kInvalidArgument) << "not a key";
 }
 
+// Staging resolves the slots of installed groups for commit; a group the delta itself adds is
+// looked up at commit. Both must count references, so deleting a referenced group still fails.
+TEST(SimNic, EntriesReferenceGroupsInstalledOrAddedInTheSameDelta) {
+  auto nic = SimNic::Create(*BuiltinProfile("unlimited"));
+  ASSERT_TRUE(nic->Install(Base()).ok());
+  ASSERT_FALSE(nic->installed().groups.empty());
+  ft::DeltaOp add_group{ft::DeltaOp::Kind::kAddGroup, {}, nic->installed().groups[0]};
+  add_group.group.name = "svc/test/web2";
+  ft::DeltaOp to_new = AddForward("172.20.0.0/16");
+  to_new.entry.actions = {ft::GroupAction{"svc/test/web2"}};
+  ft::DeltaOp to_old = AddForward("172.21.0.0/16");
+  to_old.entry.actions = {ft::GroupAction{"svc/test/web"}};
+  ft::Delta d;
+  d.ops = {to_old, add_group, to_new};
+  ASSERT_TRUE(nic->Apply(d).ok());
+  ft::DeltaOp del_group{ft::DeltaOp::Kind::kDeleteGroup, {}, add_group.group};
+  EXPECT_EQ(nic->ApplyOp(del_group).code(), absl::StatusCode::kFailedPrecondition);
+  ft::DeltaOp del_entry = to_new;
+  del_entry.kind = ft::DeltaOp::Kind::kDeleteEntry;
+  ft::Delta both;
+  both.ops = {del_entry, del_group};
+  EXPECT_TRUE(nic->Apply(both).ok());
+  ft::DeltaOp del_web{ft::DeltaOp::Kind::kDeleteGroup, {}, nic->installed().groups[0]};
+  EXPECT_EQ(nic->ApplyOp(del_web).code(), absl::StatusCode::kFailedPrecondition)
+      << "still referenced by the base program and the added entry";
+}
+
 TEST(SimNic, ModifyKeepsCountersAndChangesBehaviour) {
   auto nic = SimNic::Create(*BuiltinProfile("unlimited"));
   ASSERT_TRUE(nic->Install(Base()).ok());
