@@ -413,9 +413,31 @@ void CompileGroup(State& s, CGroup& cg, const SelectGroup& g) {
   cg.live = true;
 }
 
+// Entries added to one table and not yet in its classifier: consecutive adds go in as one
+// InsertBatch, which sizes the classifier's indices once. Flushed before any other op, so the
+// classifier sees inserts and removals in op order.
+struct PendingInserts {
+  TableId table = 0;
+  std::vector<uint32_t> slots;
+
+  void Flush(State& s) {
+    if (slots.empty()) return;
+    std::vector<Classifier::RuleSpec> rules;
+    rules.reserve(slots.size());
+    for (uint32_t slot : slots) {
+      const Entry& e = s.entries[slot].entry;
+      rules.push_back({slot, e.priority, e.match});
+    }
+    (void)s.tables[table].cls->InsertBatch(rules);  // staged: cannot fail
+    slots.clear();
+  }
+};
+
 // `key`: the entry's KeyOf for entry ops (computed once, by staging), unused for group ops.
-// `resolved`: the group slots staging resolved, or null.
-void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* resolved = nullptr) {
+// `resolved`: the group slots staging resolved, or null. `pending`: where an add's classifier
+// insert waits (the caller flushes it; see PendingInserts).
+void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* resolved,
+              PendingInserts& pending) {
   using K = DeltaOp::Kind;
   switch (op.kind) {
     case K::kAddGroup: {
@@ -458,9 +480,10 @@ void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* res
       ce.live = true;
       flowtables::CanonicalizeMatch(ce.entry);
       s.entry_by_key.emplace(std::move(key), slot);
-      CTable& t = s.tables[op.entry.table];
-      (void)t.cls->Insert(slot, op.entry.priority, ce.entry.match);  // staged: cannot fail
-      ++t.entries;
+      if (pending.table != op.entry.table) pending.Flush(s);
+      pending.table = op.entry.table;
+      pending.slots.push_back(slot);
+      ++s.tables[op.entry.table].entries;
       AddRefs(s, ce.actions);
       return;
     }
@@ -543,7 +566,12 @@ absl::Status SimNic::Apply(const flowtables::Delta& d) {
   Reserve(s, staging.added_entries(), staging.added_groups());
   for (size_t t = 0; t < s.tables.size(); ++t) s.tables[t].cls->Reserve(staging.added_to_table(t));
   GroupSlotCursor resolved{staging.group_slots().data()};
-  for (size_t i = 0; i < d.ops.size(); ++i) CommitOp(s, d.ops[i], staging.TakeKey(i), &resolved);
+  PendingInserts pending;
+  for (size_t i = 0; i < d.ops.size(); ++i) {
+    if (d.ops[i].kind != DeltaOp::Kind::kAddEntry) pending.Flush(s);
+    CommitOp(s, d.ops[i], staging.TakeKey(i), &resolved, pending);
+  }
+  pending.Flush(s);
   FindBigTables(s);
   s.program_cache.reset();
   s.flow_cache.Invalidate();
@@ -601,16 +629,18 @@ absl::Status SimNic::Install(const Program& p) {
   s.has_program = true;
   (void)DeclarePorts(p.ports);
   Reserve(s, p.EntryCount(), p.groups.size());
+  PendingInserts pending;
   for (const SelectGroup& g : p.groups) {
-    CommitOp(s, DeltaOp{DeltaOp::Kind::kAddGroup, {}, g}, {});
+    CommitOp(s, DeltaOp{DeltaOp::Kind::kAddGroup, {}, g}, {}, nullptr, pending);
   }
   for (size_t t = 0; t < s.tables.size(); ++t) {
     s.tables[t].defaults = CompileActions(s, p.tables[t].default_actions);
     if (t >= p.entries.size()) continue;
     s.tables[t].cls->Reserve(p.entries[t].size());
     for (const Entry& e : p.entries[t]) {
-      CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}}, KeyOf(e));
+      CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}}, KeyOf(e), nullptr, pending);
     }
+    pending.Flush(s);
   }
   FindBigTables(s);
   s.key_tcp_flags = false;

@@ -3,8 +3,10 @@
 #include <array>
 #include <map>
 #include <optional>
+#include <span>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "classifier_internal.h"
 #include "nicflow/sim/classifier.h"
@@ -55,6 +57,12 @@ class WordKeyIndex {
       if (e[0] == 0) return kNone;
       if ((e[0] >> 32) == (h >> 32) && KeyEq(e, key)) return static_cast<uint32_t>(e[0]) - 1;
     }
+  }
+  /// Room for `n` more keys without regrowing (load factor <= 1/2 then too).
+  void Reserve(size_t n) {
+    size_t capacity = capacity_;
+    while (2 * (size_ + n) > capacity) capacity *= 2;
+    if (capacity != capacity_) Rehash(capacity);
   }
   void Insert(const uint64_t* key, uint64_t h, uint32_t value) {
     if (2 * (size_ + 1) > capacity_) Rehash(2 * capacity_);
@@ -199,6 +207,8 @@ class TupleSpace {
   uint32_t Insert(CompiledRule r);
   uint32_t Remove(uint32_t id);
   void Reserve(size_t rules) { rules_.reserve(rules_.size() + rules); }
+  /// Creates the tuples of `rules` (in the order Insert would) and sizes their indices for them.
+  void ReserveFor(std::span<const CompiledRule> rules);
   bool empty() const { return rules_.empty(); }
   // Prefetches the index slots of the first `max_tuples` tuples the packet can match.
   void Prefetch(const uint64_t* key, uint32_t present, size_t max_tuples) const noexcept {
@@ -241,6 +251,24 @@ class TupleSpace {
   absl::flat_hash_map<uint32_t, RuleLoc> rules_;
   std::vector<uint64_t> sig_;  // scratch: the tuple_index_ key of the rule being inserted
 };
+
+void TupleSpace::ReserveFor(std::span<const CompiledRule> rules) {
+  std::vector<size_t> adding;
+  for (const CompiledRule& r : rules) {
+    sig_.assign(r.mask.begin(), r.mask.end());
+    sig_.push_back(r.required);
+    auto [it, fresh] = tuple_index_.try_emplace(sig_, tuples_.size());
+    if (fresh) {
+      tuples_.push_back(Tuple{r.mask, r.required, WordKeyIndex(words_), {}, {}, {}, {}, 0});
+    }
+    if (adding.size() <= it->second) adding.resize(it->second + 1, 0);
+    ++adding[it->second];
+  }
+  // An upper bound (rules may share a bucket): a larger index changes no result.
+  for (size_t t = 0; t < adding.size(); ++t) {
+    if (adding[t] > 1) tuples_[t].index.Reserve(adding[t]);
+  }
+}
 
 uint32_t TupleSpace::Insert(CompiledRule r) {
   sig_.assign(r.mask.begin(), r.mask.end());
@@ -436,6 +464,7 @@ class TupleSpaceClassifier final : public Classifier {
     where_.reserve(where_.size() + rules);
     space_.Reserve(rules);
   }
+  absl::Status InsertBatch(std::span<const RuleSpec> rules) override;
 
   TupleSpaceStats Stats() const {
     TupleSpaceStats s{0, where_.size(), 0, parts_.size()};
@@ -522,6 +551,42 @@ absl::Status TupleSpaceClassifier::Insert(uint32_t id, int32_t priority,
     wild_.Add(space_.Insert(std::move(c)));
   }
   where_.emplace(id, part_value);
+  return absl::OkStatus();
+}
+
+// Compiles the whole batch so each tuple's index is sized once (growing it rule by rule rehashed
+// it log n times); then inserts in order, as Insert would. A batch with an invalid rule takes the
+// rule-by-rule path, so it fails exactly as that would.
+absl::Status TupleSpaceClassifier::InsertBatch(std::span<const RuleSpec> rules) {
+  absl::flat_hash_set<uint32_t> ids;
+  ids.reserve(rules.size());
+  for (const RuleSpec& r : rules) {
+    if (!CheckMatch(keys_, r.match, nullptr).ok() || where_.contains(r.id) ||
+        !ids.insert(r.id).second) {
+      return Classifier::InsertBatch(rules);
+    }
+  }
+  Reserve(rules.size());
+  std::vector<CompiledRule> compiled;
+  std::vector<std::optional<uint64_t>> parts(rules.size());
+  compiled.reserve(rules.size());
+  for (size_t i = 0; i < rules.size(); ++i) {
+    idx_.clear();
+    (void)CheckMatch(keys_, rules[i].match, &idx_);  // checked above
+    compiled.push_back(Compile(rules[i].id, rules[i].priority, rules[i].match, idx_, parts[i]));
+  }
+  space_.ReserveFor(compiled);
+  for (size_t i = 0; i < rules.size(); ++i) {
+    const uint32_t id = rules[i].id;
+    if (parts[i]) {
+      Part& part = parts_[*parts[i]];
+      AddSmall(part.small, compiled[i]);
+      part.tuples.Add(space_.Insert(std::move(compiled[i])));
+    } else {
+      wild_.Add(space_.Insert(std::move(compiled[i])));
+    }
+    where_.emplace(id, parts[i]);
+  }
   return absl::OkStatus();
 }
 

@@ -194,6 +194,57 @@ TEST(Classifier, SmallPartitionsAreScannedAndAgreeWithLinearThroughGrowthAndRemo
   EXPECT_GT(GetTupleSpaceStats(*tss).tuples, 64u) << "tuples past the 64th are exercised";
 }
 
+TEST(Classifier, BatchedInsertsAgreeWithOneByOneAndFailLikeThem) {
+  const std::vector<ft::KeyField> keys = {{F::kMetaDstSet, K::kExact},
+                                          {F::kIpProto, K::kTernary},
+                                          {F::kL4Dst, K::kRange},
+                                          {F::kMetaPeerBits, K::kTernary}};
+  std::mt19937_64 rng(9);
+  auto batched = MakeTupleSpaceClassifier(keys);
+  auto single = MakeTupleSpaceClassifier(keys);
+  auto lin = MakeLinearClassifier(keys);
+  std::vector<std::vector<ft::FieldMatch>> matches(900);
+  for (uint32_t chunk = 0; chunk < 3; ++chunk) {
+    std::vector<Classifier::RuleSpec> specs;
+    for (uint32_t i = chunk * 300; i < (chunk + 1) * 300; ++i) {
+      std::vector<ft::FieldMatch>& m = matches[i];
+      if (rng() % 10) m.push_back(Exact(F::kMetaDstSet, 1 + rng() % 20));
+      if (rng() % 2) m.push_back(Ternary(F::kIpProto, rng() % 2 ? 6 : 17, 0xff));
+      uint16_t a = static_cast<uint16_t>(rng() % 16), b = static_cast<uint16_t>(rng() % 16);
+      if (a > b) std::swap(a, b);
+      m.push_back(Range(F::kL4Dst, a, b));
+      const auto prio = static_cast<int32_t>(rng() % 50);  // many ties, shared buckets
+      specs.push_back({i, prio, m});
+      ASSERT_TRUE(single->Insert(i, prio, m).ok());
+      ASSERT_TRUE(lin->Insert(i, prio, m).ok());
+    }
+    ASSERT_TRUE(batched->InsertBatch(specs).ok());
+    for (uint32_t i = chunk * 300; i < (chunk + 1) * 300; i += 7) {
+      ASSERT_TRUE(batched->Remove(i).ok());
+      ASSERT_TRUE(single->Remove(i).ok());
+      ASSERT_TRUE(lin->Remove(i).ok());
+    }
+  }
+  for (int p = 0; p < 5000; ++p) {
+    PacketFields f = V4Packet(1, 2, rng() % 2 ? 6 : 17, 1, static_cast<uint16_t>(rng() % 16));
+    f.set(F::kMetaDstSet, U128::Of(rng() % 22));
+    f.set(F::kMetaPeerBits, U128::Of(rng() % 16));
+    const LookupResult a = batched->Lookup(f), b = single->Lookup(f), c = lin->Lookup(f);
+    ASSERT_EQ(a.rule, b.rule) << p;
+    ASSERT_EQ(a.tie, b.tie) << p;
+    ASSERT_EQ(a.rule, c.rule) << p;
+  }
+  // An invalid rule: the rules before it are in, it and those after are not (as one by one).
+  const std::vector<ft::FieldMatch> ok = {Exact(F::kMetaDstSet, 3)};
+  const std::vector<ft::FieldMatch> bad = {Exact(F::kL4Src, 1)};
+  const std::vector<Classifier::RuleSpec> specs = {{1000, 1, ok}, {1001, 1, bad}, {1002, 1, ok}};
+  const size_t before = batched->size();
+  EXPECT_EQ(batched->InsertBatch(specs).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(batched->size(), before + 1);
+  const std::vector<Classifier::RuleSpec> again = {{1000, 1, ok}};
+  EXPECT_EQ(batched->InsertBatch(again).code(), absl::StatusCode::kAlreadyExists);
+}
+
 TEST(Classifier, HighestPriorityWinsAcrossTuples) {
   auto c = MakeTupleSpaceClassifier(PolicyKeys());
   ASSERT_TRUE(c->Insert(1, 10, std::vector{testing::Lpm(F::kIpv4Src, "10.0.0.0/8")}).ok());

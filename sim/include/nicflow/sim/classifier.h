@@ -89,6 +89,20 @@ class Classifier {
   /// Makes room for `rules` more rules, so a batch of inserts does not regrow the indices one
   /// rule at a time. No effect on results.
   virtual void Reserve(size_t rules) { (void)rules; }
+  struct RuleSpec {
+    uint32_t id;
+    int32_t priority;
+    std::span<const flowtables::FieldMatch> match;
+  };
+  /// Inserts `rules` in order: the same result as calling Insert for each, which is what this
+  /// default does (stopping at the first error, the rules before it inserted). Implementations
+  /// may size their indices for the whole batch first.
+  virtual absl::Status InsertBatch(std::span<const RuleSpec> rules) {
+    for (const RuleSpec& r : rules) {
+      if (absl::Status s = Insert(r.id, r.priority, r.match); !s.ok()) return s;
+    }
+    return absl::OkStatus();
+  }
   virtual size_t size() const = 0;
 };
 
