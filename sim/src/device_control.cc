@@ -5,13 +5,14 @@
 // nothing is changed. Only when every op passed does Commit apply them, and commit cannot fail:
 // that is what makes Apply() all-or-nothing without an undo log.
 //
-// Apply rate (docs/performance.md, "Apply rate"): the naive version built each entry's key twice
-// (staging, commit), formatted its error context on success, copied keys into staging maps, grew
-// the state's vectors and maps one entry at a time and built every group's Maglev table with a
-// division per probe. Now staging computes each entry's key once (kept per op, moved into the
-// state by commit), staging maps are keyed by views into the delta and the state (neither changes
-// until commit), error text is built only for the failing op, commit reserves what the delta adds
-// and a group keeps its Maglev table when a modify leaves its backends (labels, weights) alone.
+// Apply rate (docs/performance.md, "Host and rte_flow"): the naive version built each entry's key
+// twice (staging, commit), formatted its error context on success, looked every group action up by
+// name in both phases, grew the state and the classifier one entry at a time and built every
+// group's Maglev table with a division per probe. Now staging computes each entry's key and each
+// installed group's slot once and commit consumes them; staging maps are keyed by views into the
+// delta and the state (neither changes until commit); error text is built only for the failing
+// op; commit reserves what the delta adds, hands consecutive adds to a table to the classifier as
+// one batch, and keeps a group's Maglev table when a modify leaves its backends alone.
 #include <algorithm>
 #include <set>
 
