@@ -6,7 +6,8 @@
 //   * new: every packet opens a connection (full pipeline, and the host slow path commits it).
 // The ratio FPGA/simulator is printed at the end (target >= 0.5). Then the image update time for
 // a one-endpoint change (encode + write the changed words + flip), alternating between the two
-// programs. Sizes: NICFLOW_FPGA_BENCH_SERVICES (default 500).
+// programs. Sizes: NICFLOW_FPGA_BENCH_SERVICES (default 500); NICFLOW_FPGA_BENCH_NO_COMMIT_LOG=1
+// writes the connection table one transfer per record (no nf_ct_scatter), for a before/after.
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -66,6 +67,9 @@ World& GetWorld() {
     fo.geometry.action_slots = 1u << 16;
     fo.geometry.group_capacity = 8192;
     fo.geometry.maglev_words = 1u << 22;
+    // =1: connection-table writes one transfer each (the driver before the commit log).
+    const char* no_log = std::getenv("NICFLOW_FPGA_BENCH_NO_COMMIT_LOG");
+    fo.selector.ct_scatter_kernel = !(no_log && no_log[0] == '1');
     auto f = hw::FpgaPipeline::Create(fo);
     if (!f.ok()) {
       std::fprintf(stderr, "fpga: %s\n", std::string(f.status().message()).c_str());

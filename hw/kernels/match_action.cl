@@ -1093,3 +1093,24 @@ __kernel void nf_match_action(__global const uint* restrict img0,
   res[NF_R_OFFSETS] = k.l3_off | k.l4_off << 16;
   res[NF_R_L3INFO] = k.l3_end | k.l4_proto << 16 | k.is_v6 << 24 | k.has_l4 << 25 | k.is_frag << 26;
 }
+
+/* ---- The commit log ---------------------------------------------------------------------------
+ * The host's connection-table writes of one batch (new connections' tuple slots and state words,
+ * affinity records, expiry clears) arrive as one buffer of records [at, n, word0 .. word(n-1)]
+ * and are scattered into the table here -- what a hardware command ring does. One work-item
+ * applies the records in order, so a record's body lands before a later record's valid word and
+ * a later write to the same word wins, as with the host's writes one by one. It runs between
+ * batches (the queue is in order), so no lookup sees a half-written slot. */
+__kernel void nf_ct_scatter(__global uint* ct, __global const uint* restrict log, uint log_words,
+                            uint ct_words) {
+  if (get_global_id(0) != 0) return;
+  uint p = 0;
+  while (p + 2 <= log_words) { /* HLS: PIPELINE over the words of a record */
+    uint at = log[p];
+    uint n = log[p + 1];
+    p += 2;
+    if (n > log_words - p || at > ct_words || n > ct_words - at) break; /* host-checked */
+    for (uint w = 0; w < n; w++) ct[at + w] = log[p + w];
+    p += n;
+  }
+}

@@ -194,12 +194,11 @@ void FpgaPipeline::Finish(FpgaPacket& p, std::span<const uint32_t> r, size_t i, 
   // Reset field by field: keeps the trace vector's capacity (no allocation per packet).
   res.verdict = FpgaVerdict::kDrop;
   res.parse_error = 0;
-  res.out_port.reset();
+  // out_port and group are set below: assigning into an engaged optional reuses its string's
+  // buffer (reset-then-assign allocated strings per packet).
   res.out_port_index = NF_NO_SLOT;
   res.slow_path = false;
   res.hits.clear();
-  res.group.reset();
-  res.bucket.clear();
   res.flags = r[NF_R_FLAGS];
   res.ct_state = static_cast<uint8_t>(r[NF_R_CT_STATE]);
   res.meta_flags = r[NF_R_META_FLAGS];
@@ -215,6 +214,9 @@ void FpgaPipeline::Finish(FpgaPacket& p, std::span<const uint32_t> r, size_t i, 
       break;
     case NF_VERDICT_PARSE_ERROR:
       res.parse_error = static_cast<uint8_t>(r[NF_R_PARSE_ERROR]);
+      res.out_port.reset();
+      res.group.reset();
+      res.bucket.clear();
       return;
     default:
       res.verdict = FpgaVerdict::kDrop;
@@ -225,17 +227,21 @@ void FpgaPipeline::Finish(FpgaPacket& p, std::span<const uint32_t> r, size_t i, 
     res.hits.push_back({static_cast<flowtables::TableId>(w >> 24), (w & NF_TRACE_HIT) != 0,
                         w & NF_TRACE_SLOT_MASK});
   }
-  if (r[NF_R_GROUP] != NF_NO_SLOT) {
-    if (auto gb = image_->GroupBucketOf(r[NF_R_GROUP], r[NF_R_BUCKET])) {
-      res.group = gb->first;
-      res.bucket = gb->second;
-    }
+  const auto gb = r[NF_R_GROUP] != NF_NO_SLOT ? image_->GroupBucketOf(r[NF_R_GROUP], r[NF_R_BUCKET])
+                                              : std::nullopt;
+  if (gb) {
+    res.group = gb->first;
+    res.bucket = gb->second;
+  } else {
+    res.group.reset();
+    res.bucket.clear();
   }
   if (res.verdict == FpgaVerdict::kForward) {
     const auto f = out_.frame(i, p.frame.size());
     std::copy(f.begin(), f.end(), p.frame.begin());
   }
   SlowPath(p, r, now);
+  if (res.verdict != FpgaVerdict::kForward || r[NF_R_PORT] >= ports.size()) res.out_port.reset();
   if (res.verdict == FpgaVerdict::kForward) {
     res.out_port_index = r[NF_R_PORT];
     if (r[NF_R_PORT] < ports.size()) res.out_port = ports[r[NF_R_PORT]];
@@ -258,6 +264,13 @@ bool FpgaPipeline::Stale(std::span<const uint32_t> r) const {
   if ((f & NF_RF_CT_LOOKUP) && !(f & NF_RF_CT_HIT) && !batch_tuples_.empty() &&
       batch_tuples_.contains(
           KeyAt(r, r[NF_R_ORIG_META], NF_R_ORIG_SRC, NF_R_ORIG_DST, NF_R_ORIG_PORTS))) {
+    return true;
+  }
+  // The SNAT kept the source port because the device did not yet hold the reply tuple an
+  // earlier packet of the batch took: sequentially, this packet's port would be allocated.
+  if ((f & NF_RF_COMMIT) && (f & NF_RF_SNAT) && !(f & NF_RF_SNAT_ALLOC) && !batch_tuples_.empty() &&
+      batch_tuples_.contains(ReverseKey(
+          KeyAt(r, r[NF_R_ORIG_META], NF_R_XLATE_SRC, NF_R_XLATE_DST, NF_R_XLATE_PORTS)))) {
     return true;
   }
   if ((f & NF_RF_AFFINITY_NEW) && !batch_clients_.empty()) {
@@ -349,8 +362,9 @@ absl::Status FpgaPipeline::ProcessBatch(std::span<FpgaPacket> packets) {
     if (!stale.empty()) NICFLOW_RETURN_IF_ERROR(RevertCounters(stale_results, stale_lens));
     todo = std::move(stale);
   }
-  // The slow path's table writes were queued; they must land before the caller's next batch.
-  return rt_->FlushCt();
+  // The slow path's table writes are in the commit log: queue it now (no wait), so it lands
+  // before the caller's next batch while the host goes on.
+  return rt_->SubmitCt();
 }
 
 absl::StatusOr<FpgaEntryCounters> FpgaPipeline::GetEntryCounters(std::string_view entry_key) const {

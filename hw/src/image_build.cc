@@ -283,7 +283,7 @@ std::optional<std::pair<uint32_t, Unit>> TableImage::SlotOf(const Entry& e) cons
   return std::make_pair(it->second.slot, it->second.unit);
 }
 
-std::optional<std::pair<std::string, std::string>> TableImage::GroupBucketOf(
+std::optional<std::pair<std::string_view, std::string_view>> TableImage::GroupBucketOf(
     uint32_t index, uint32_t bucket) const {
   const auto& by = s_->group_by_index;
   if (index >= by.size() || by[index] == nullptr) return std::nullopt;

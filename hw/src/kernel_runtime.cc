@@ -152,13 +152,17 @@ struct KernelRuntime::Impl {
   ClQueue queue;
   ClProgram program;
   ClKernel kernel;
-  ClMem image[2], ctrl, ct, counters, frames_in, frames_out, desc, results;
+  ClKernel scatter;  // nf_ct_scatter; null when a prebuilt binary lacks it
+  ClMem image[2], ctrl, ct, counters, frames_in, frames_out, desc, results, ct_log;
   size_t image_words = 0, ct_words = 0, counter_words = 0;
-  size_t frames_cap = 0, packets_cap = 0;
+  size_t frames_cap = 0, packets_cap = 0, ct_log_cap = 0;
   size_t work_group = 1;  // the kernel's maximum work-group size on the device
   uint32_t active = 0;
   std::vector<uint32_t> desc_host;
-  std::deque<std::vector<uint32_t>> staging;  // words of queued non-blocking writes
+  // The commit log: records [at, n, n words] of connection-table writes not yet submitted.
+  std::vector<uint32_t> ct_log_host;
+  // Host words of queued non-blocking transfers; freed once the queue has drained past them.
+  std::deque<std::vector<uint32_t>> staging;
   std::vector<uint8_t> frames_host;
 
   absl::StatusOr<ClMem> Buffer(size_t bytes, cl_mem_flags flags) {
@@ -187,7 +191,49 @@ struct KernelRuntime::Impl {
   }
   absl::Status BuildProgram(const DeviceSelector& sel);
   absl::Status EnsureBatchCapacity(size_t packets, size_t bytes);
+  absl::Status SubmitCtLog();
 };
+
+// One transfer and one scatter launch for all the records logged since the last submit, instead
+// of an OpenCL write per record (each ~4 us of PoCL queue overhead, five per new connection).
+// Non-blocking: the in-order queue puts it before any later launch, read or write.
+absl::Status KernelRuntime::Impl::SubmitCtLog() {
+  if (ct_log_host.empty()) return absl::OkStatus();
+  std::vector<uint32_t>& log = staging.emplace_back(std::move(ct_log_host));
+  ct_log_host.clear();
+  if (!scatter) {  // a binary without nf_ct_scatter: one write per record
+    for (size_t p = 0; p < log.size(); p += 2 + log[p + 1]) {
+      NICFLOW_RETURN_IF_ERROR(ClCheck(
+          clEnqueueWriteBuffer(queue.get(), ct.get(), CL_FALSE, size_t{log[p]} * 4,
+                               size_t{log[p + 1]} * 4, log.data() + p + 2, 0, nullptr, nullptr),
+          "clEnqueueWriteBuffer(ct)"));
+    }
+    return absl::OkStatus();
+  }
+  if (log.size() > ct_log_cap) {
+    ct_log_cap = std::max<size_t>(log.size(), 16 * 1024);
+    NICFLOW_ASSIGN_OR_RETURN(ct_log, Buffer(ct_log_cap * 4, CL_MEM_READ_ONLY));
+  }
+  NICFLOW_RETURN_IF_ERROR(
+      ClCheck(clEnqueueWriteBuffer(queue.get(), ct_log.get(), CL_FALSE, 0, log.size() * 4,
+                                   log.data(), 0, nullptr, nullptr),
+              "clEnqueueWriteBuffer(ct log)"));
+  const cl_mem ct_mem = ct.get(), log_mem = ct_log.get();
+  const cl_uint log_words = static_cast<cl_uint>(log.size());
+  const cl_uint table_words = static_cast<cl_uint>(ct_words);
+  cl_kernel k = scatter.get();
+  NICFLOW_RETURN_IF_ERROR(ClCheck(clSetKernelArg(k, 0, sizeof ct_mem, &ct_mem), "clSetKernelArg"));
+  NICFLOW_RETURN_IF_ERROR(
+      ClCheck(clSetKernelArg(k, 1, sizeof log_mem, &log_mem), "clSetKernelArg"));
+  NICFLOW_RETURN_IF_ERROR(
+      ClCheck(clSetKernelArg(k, 2, sizeof log_words, &log_words), "clSetKernelArg"));
+  NICFLOW_RETURN_IF_ERROR(
+      ClCheck(clSetKernelArg(k, 3, sizeof table_words, &table_words), "clSetKernelArg"));
+  const size_t one = 1;
+  return ClCheck(
+      clEnqueueNDRangeKernel(queue.get(), k, 1, nullptr, &one, &one, 0, nullptr, nullptr),
+      "clEnqueueNDRangeKernel(nf_ct_scatter)");
+}
 
 absl::Status KernelRuntime::Impl::BuildProgram(const DeviceSelector& sel) {
   cl_int err = CL_SUCCESS;
@@ -228,6 +274,10 @@ absl::Status KernelRuntime::Impl::BuildProgram(const DeviceSelector& sel) {
   }
   kernel = ClKernel(clCreateKernel(program.get(), "nf_match_action", &err));
   NICFLOW_RETURN_IF_ERROR(ClCheck(err, "clCreateKernel(nf_match_action)"));
+  // Optional: an xclbin built before the commit log existed has only nf_match_action.
+  cl_kernel scatter_kernel = clCreateKernel(program.get(), "nf_ct_scatter", &err);
+  if (err == CL_SUCCESS) scatter = ClKernel(scatter_kernel);
+  if (!sel.ct_scatter_kernel) scatter = ClKernel();
   return ClCheck(clGetKernelWorkGroupInfo(kernel.get(), device, CL_KERNEL_WORK_GROUP_SIZE,
                                           sizeof work_group, &work_group, nullptr),
                  "clGetKernelWorkGroupInfo");
@@ -275,6 +325,7 @@ uint32_t KernelRuntime::active_copy() const { return impl_->active; }
 absl::Status KernelRuntime::LoadImage(std::span<const uint32_t> image, uint32_t ct_words,
                                       uint32_t counter_words) {
   Impl& m = *impl_;
+  NICFLOW_RETURN_IF_ERROR(m.SubmitCtLog());  // logged writes go to the table they were made for
   const size_t bytes = image.size_bytes();
   for (int c = 0; c < 2; ++c) {
     NICFLOW_ASSIGN_OR_RETURN(m.image[c], m.Buffer(bytes, CL_MEM_READ_ONLY));
@@ -321,20 +372,23 @@ absl::Status KernelRuntime::UpdateImage(std::span<const uint32_t> image,
 
 absl::Status KernelRuntime::WriteCt(uint32_t at, std::span<const uint32_t> words) {
   if (at + words.size() > impl_->ct_words) return absl::OutOfRangeError("fpga: ct write past end");
+  NICFLOW_RETURN_IF_ERROR(impl_->SubmitCtLog());  // logged writes come first
   return impl_->Write(impl_->ct, size_t{at} * 4, words.data(), words.size_bytes());
 }
 absl::Status KernelRuntime::WriteCtAsync(uint32_t at, std::span<const uint32_t> words) {
   Impl& m = *impl_;
   if (at + words.size() > m.ct_words) return absl::OutOfRangeError("fpga: ct write past end");
-  m.staging.emplace_back(words.begin(), words.end());
-  return ClCheck(
-      clEnqueueWriteBuffer(m.queue.get(), m.ct.get(), CL_FALSE, size_t{at} * 4, words.size_bytes(),
-                           m.staging.back().data(), 0, nullptr, nullptr),
-      "clEnqueueWriteBuffer(ct)");
+  m.ct_log_host.push_back(at);
+  m.ct_log_host.push_back(static_cast<uint32_t>(words.size()));
+  m.ct_log_host.insert(m.ct_log_host.end(), words.begin(), words.end());
+  return absl::OkStatus();
 }
+
+absl::Status KernelRuntime::SubmitCt() { return impl_->SubmitCtLog(); }
 
 absl::Status KernelRuntime::FlushCt() {
   Impl& m = *impl_;
+  NICFLOW_RETURN_IF_ERROR(m.SubmitCtLog());
   if (m.staging.empty()) return absl::OkStatus();
   NICFLOW_RETURN_IF_ERROR(ClCheck(clFinish(m.queue.get()), "clFinish"));
   m.staging.clear();
@@ -343,6 +397,7 @@ absl::Status KernelRuntime::FlushCt() {
 
 absl::Status KernelRuntime::ReadCt(uint32_t at, std::span<uint32_t> out) {
   if (at + out.size() > impl_->ct_words) return absl::OutOfRangeError("fpga: ct read past end");
+  NICFLOW_RETURN_IF_ERROR(impl_->SubmitCtLog());
   return impl_->Read(impl_->ct, size_t{at} * 4, out.data(), out.size_bytes());
 }
 absl::Status KernelRuntime::WriteCounters(uint32_t at, std::span<const uint32_t> words) {
@@ -402,6 +457,8 @@ absl::Status KernelRuntime::Run(std::span<const BatchFrame> frames, uint64_t now
                 frames[i].frame.size());
   }
   NICFLOW_RETURN_IF_ERROR(m.EnsureBatchCapacity(n, bytes));
+  // The previous round's connection-table writes land before this batch looks anything up.
+  NICFLOW_RETURN_IF_ERROR(m.SubmitCtLog());
   // Non-blocking transfers: the queue is in order and the final read waits for all of them.
   NICFLOW_RETURN_IF_ERROR(ClCheck(
       clEnqueueWriteBuffer(m.queue.get(), m.desc.get(), CL_FALSE, 0, n * NF_PKT_DESC_WORDS * 4,
@@ -437,7 +494,9 @@ absl::Status KernelRuntime::Run(std::span<const BatchFrame> frames, uint64_t now
       ClCheck(clEnqueueReadBuffer(m.queue.get(), m.results.get(), CL_FALSE, 0, n * NF_R_WORDS * 4,
                                   out.results.data(), 0, nullptr, nullptr),
               "clEnqueueReadBuffer(results)"));
-  return m.Read(m.frames_out, 0, out.frames.data(), bytes);
+  NICFLOW_RETURN_IF_ERROR(m.Read(m.frames_out, 0, out.frames.data(), bytes));
+  m.staging.clear();  // the blocking read drained the in-order queue
+  return absl::OkStatus();
 }
 
 }  // namespace nicflow::hw

@@ -28,6 +28,7 @@
 #include <optional>
 #include <span>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -117,9 +118,9 @@ class TableImage {
   /// The action slot of an entry (by EntryKey) and its unit; nullopt when absent.
   std::optional<std::pair<uint32_t, Unit>> SlotOf(const flowtables::Entry& e) const;
   /// The name of the group at descriptor `index` and the label of its bucket `bucket` (as the
-  /// kernel reports them); nullopt when absent.
-  std::optional<std::pair<std::string, std::string>> GroupBucketOf(uint32_t index,
-                                                                   uint32_t bucket) const;
+  /// kernel reports them), valid while the image is unchanged; nullopt when absent.
+  std::optional<std::pair<std::string_view, std::string_view>> GroupBucketOf(uint32_t index,
+                                                                             uint32_t bucket) const;
   /// The label hash of a group's bucket (affinity records); 0 when absent.
   uint64_t BucketLabelHash(uint32_t index, uint32_t bucket) const;
   /// Entries per unit (for capacity reports and tests).

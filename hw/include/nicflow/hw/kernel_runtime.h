@@ -30,6 +30,10 @@ struct DeviceSelector {
   std::string device;
   std::string xclbin;         ///< prebuilt binary (Alveo); empty: build the kernel source
   std::string build_options;  ///< appended to "-cl-std=CL1.2"
+  /// Scatter the commit log with the nf_ct_scatter kernel; false writes each record with its
+  /// own transfer (what a prebuilt binary without that kernel gets; tests and the bench's
+  /// before/after figure use it).
+  bool ct_scatter_kernel = true;
 };
 
 struct DeviceInfo {
@@ -79,12 +83,19 @@ class KernelRuntime {
                          uint32_t counter_words);
   /// Double-buffered update with the ranges of `image` (the host mirror) that changed.
   absl::Status UpdateImage(std::span<const uint32_t> image, std::span<const WordRange> dirty);
-  /// Writes words of the connection table (blocking).
+  /// Writes words of the connection table (blocking), after any logged writes.
   absl::Status WriteCt(uint32_t at, std::span<const uint32_t> words);
-  /// Queues a write of the connection table without waiting (the words are copied); it lands
-  /// before the next kernel launch (the queue is in order). FlushCt() waits for all of them.
+  /// Logs a write of the connection table (the words are copied) in the commit log: the host
+  /// side of a command ring. The log goes to the device as one transfer, scattered into the
+  /// table by the nf_ct_scatter kernel, in log order, before the next kernel launch or
+  /// connection-table read or write (SubmitCt() sends it earlier). Errors: OutOfRange past the
+  /// table's end.
   absl::Status WriteCtAsync(uint32_t at, std::span<const uint32_t> words);
+  /// Queues the commit log (one transfer and one scatter launch) without waiting.
+  absl::Status SubmitCt();
+  /// Queues the commit log and waits until every queued connection-table write has landed.
   absl::Status FlushCt();
+  /// Reads words of the connection table (blocking), after any logged writes.
   absl::Status ReadCt(uint32_t at, std::span<uint32_t> out);
   absl::Status WriteCounters(uint32_t at, std::span<const uint32_t> words);
   absl::Status ReadCounters(std::span<uint32_t> out);
