@@ -163,6 +163,17 @@ struct KernelRuntime::Impl {
   std::vector<uint32_t> ct_log_host;
   // Host words of queued non-blocking transfers; freed once the queue has drained past them.
   std::deque<std::vector<uint32_t>> staging;
+  // Drained staging buffers, kept for the next logs: a batch of new connections logs ~400 KB,
+  // and a fresh vector each batch would be a fresh mmap and its page faults.
+  std::vector<std::vector<uint32_t>> spare;
+
+  void Drained() {
+    for (auto& v : staging) {
+      v.clear();
+      spare.push_back(std::move(v));
+    }
+    staging.clear();
+  }
   std::vector<uint8_t> frames_host;
 
   absl::StatusOr<ClMem> Buffer(size_t bytes, cl_mem_flags flags) {
@@ -201,6 +212,10 @@ absl::Status KernelRuntime::Impl::SubmitCtLog() {
   if (ct_log_host.empty()) return absl::OkStatus();
   std::vector<uint32_t>& log = staging.emplace_back(std::move(ct_log_host));
   ct_log_host.clear();
+  if (!spare.empty()) {
+    ct_log_host.swap(spare.back());
+    spare.pop_back();
+  }
   if (!scatter) {  // a binary without nf_ct_scatter: one write per record
     for (size_t p = 0; p < log.size(); p += 2 + log[p + 1]) {
       NICFLOW_RETURN_IF_ERROR(ClCheck(
@@ -391,7 +406,7 @@ absl::Status KernelRuntime::FlushCt() {
   NICFLOW_RETURN_IF_ERROR(m.SubmitCtLog());
   if (m.staging.empty()) return absl::OkStatus();
   NICFLOW_RETURN_IF_ERROR(ClCheck(clFinish(m.queue.get()), "clFinish"));
-  m.staging.clear();
+  m.Drained();
   return absl::OkStatus();
 }
 
@@ -495,7 +510,7 @@ absl::Status KernelRuntime::Run(std::span<const BatchFrame> frames, uint64_t now
                                   out.results.data(), 0, nullptr, nullptr),
               "clEnqueueReadBuffer(results)"));
   NICFLOW_RETURN_IF_ERROR(m.Read(m.frames_out, 0, out.frames.data(), bytes));
-  m.staging.clear();  // the blocking read drained the in-order queue
+  m.Drained();  // the blocking read drained the in-order queue
   return absl::OkStatus();
 }
 
