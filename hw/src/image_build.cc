@@ -289,7 +289,9 @@ std::optional<std::pair<std::string_view, std::string_view>> TableImage::GroupBu
   if (index >= by.size() || by[index] == nullptr) return std::nullopt;
   const GroupPlace& gp = *by[index];
   if (bucket >= gp.group.buckets.size()) return std::nullopt;
-  return std::make_pair(gp.group.name, gp.group.buckets[bucket].label);
+  // Views of the image's own strings (make_pair would copy them into temporaries).
+  return std::pair<std::string_view, std::string_view>(gp.group.name,
+                                                       gp.group.buckets[bucket].label);
 }
 
 uint64_t TableImage::BucketLabelHash(uint32_t index, uint32_t bucket) const {
