@@ -167,7 +167,9 @@ json ProgramToJson(const Program& p) {
   for (const PortDecl& d : p.ports) {
     json ips = json::array();
     for (const IpAddr& ip : d.ips) ips.push_back(ip.ToString());
-    ports.push_back({{"port", d.ref.ToString()}, {"ips", std::move(ips)}});
+    json port{{"port", d.ref.ToString()}, {"ips", std::move(ips)}};
+    if (!d.vf_pci.empty()) port["vf"] = d.vf_pci;
+    ports.push_back(std::move(port));
   }
   return json{
       {"tables", std::move(tables)}, {"groups", std::move(groups)}, {"ports", std::move(ports)}};
@@ -430,7 +432,7 @@ absl::StatusOr<Program> ProgramFromJson(const json& j) {
   for (const json& d : j.value("ports", json::array())) {
     auto ref = ParsePortRef(d.value("port", ""));
     if (!ref.ok()) return ref.status();
-    PortDecl decl{*ref, {}};
+    PortDecl decl{*ref, {}, d.value("vf", "")};
     for (const json& ip : d.value("ips", json::array())) {
       NICFLOW_ASSIGN_OR_RETURN(IpAddr a, ReadIp(ip, "ports.ips"));
       decl.ips.push_back(a);

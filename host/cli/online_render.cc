@@ -82,6 +82,26 @@ std::string OriginText(const json& o) {
   return s;
 }
 
+// `pod VFs:` line, then one line per bound pod and per problem.
+void RenderPodResources(const json& p, std::ostream& out) {
+  const std::string state = Str(p["state"]);
+  out << "pod VFs:     ";
+  if (state == "off") {
+    out << "off (" << Str(p["message"]) << ")\n";
+    return;
+  }
+  out << p["bindings"].size() << " pods bound from " << Str(p["socket"]) << " (" << state;
+  if (p["list_errors"].get<uint64_t>() > 0) out << ", " << p["list_errors"] << " failed lists";
+  out << ")\n";
+  if (!Str(p["message"]).empty()) out << "             " << Str(p["message"]) << "\n";
+  for (const json& b : p["bindings"]) {
+    out << "             " << Str(b["port"]) << " on VF " << Str(b["vf"]);
+    if (!Str(b["pf"]).empty()) out << " (PF " << Str(b["pf"]) << " VF " << b["vf_index"] << ")";
+    out << "\n";
+  }
+  for (const json& problem : p["problems"]) out << "             ! " << Str(problem) << "\n";
+}
+
 }  // namespace
 
 void RenderStatus(const json& j, std::ostream& out) {
@@ -117,6 +137,7 @@ void RenderStatus(const json& j, std::ostream& out) {
       << (Str(j["inputs"]["manifests"]).empty() ? std::string()
                                                 : "manifests " + Str(j["inputs"]["manifests"]))
       << (j["inputs"]["kube_api"].get<bool>() ? " kube-api" : "") << "\n";
+  if (j.contains("pod_resources")) RenderPodResources(j["pod_resources"], out);
 }
 
 void RenderDumpFlows(const json& j, std::ostream& out) {

@@ -1,5 +1,6 @@
 #include "nicflow/host/reconciler.h"
 
+#include <algorithm>
 #include <chrono>
 #include <utility>
 
@@ -116,6 +117,27 @@ std::vector<flowtables::PortDecl> UnionPorts(const flowtables::Program& a,
   return out;
 }
 
+// Whether two port lists declare different pod ports (a pod added or removed, its IPs or its VF
+// changed). Order does not matter: a device reads its ports back in its own order. Host and
+// uplink declarations are left out: devices normalise them (the simulator reads back only those
+// with addresses).
+bool PodPortsDiffer(const std::vector<flowtables::PortDecl>& a,
+                    const std::vector<flowtables::PortDecl>& b) {
+  auto pods = [](const std::vector<flowtables::PortDecl>& v) {
+    std::vector<const flowtables::PortDecl*> out;
+    for (const auto& p : v) {
+      if (p.ref.kind == flowtables::PortRef::Kind::kPod) out.push_back(&p);
+    }
+    return out;
+  };
+  std::vector<const flowtables::PortDecl*> pa = pods(a), pb = pods(b);
+  if (pa.size() != pb.size()) return true;
+  for (const flowtables::PortDecl* p : pa) {
+    if (std::none_of(pb.begin(), pb.end(), [p](const auto* q) { return *q == *p; })) return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 absl::StatusOr<DeltaOp> InverseOp(const flowtables::Program& before, const DeltaOp& op) {
@@ -128,7 +150,10 @@ std::string DeltaOpToString(const DeltaOp& op) {
       op.kind == Kind::kDeleteGroup) {
     return absl::StrCat(kind, " ", op.group.name);
   }
-  return absl::StrCat(kind, " ", flowtables::EntryKey(op.entry));
+  // EntryKey is a binary identity; users read the table, priority, match and origin.
+  return absl::StrCat(kind, " table ", op.entry.table, " priority ", op.entry.priority, " [",
+                      flowtables::MatchesToString(op.entry.match), "] (",
+                      op.entry.origin.ToString(), ")");
 }
 
 Reconciler::Reconciler(Device& device, ReconcilerOptions options)
@@ -165,7 +190,9 @@ absl::StatusOr<ConvergeReport> Reconciler::Converge(flowtables::Program&& desire
     report_.diff_ns = NowNs() - diff_start;
     report_.ops_total = delta.ops.size();
     CountOps(delta, report_);
-    if (!delta.empty() || installed_->ports.size() != desired.ports.size()) {
+    report_.ports_changed = PodPortsDiffer(installed_->ports, desired.ports);
+    if (!delta.empty() || report_.ports_changed ||
+        installed_->ports.size() != desired.ports.size()) {
       st = device_.DeclarePorts(UnionPorts(*installed_, desired));
       if (st.ok()) st = ApplyDelta(*installed_, delta);
       if (st.ok()) st = device_.DeclarePorts(desired.ports);
@@ -204,7 +231,8 @@ absl::StatusOr<ConvergeReport> Reconciler::ConvergeDelta(
   report_.ops_total = delta.ops.size();
   CountOps(delta, report_);
   absl::Status st;
-  if (!delta.empty() || installed_->ports.size() != ports.size()) {
+  report_.ports_changed = PodPortsDiffer(installed_->ports, ports);
+  if (!delta.empty() || report_.ports_changed || installed_->ports.size() != ports.size()) {
     flowtables::Program port_view;  // UnionPorts looks at ports only
     port_view.ports = ports;
     st = device_.DeclarePorts(UnionPorts(*installed_, port_view));
@@ -322,6 +350,7 @@ nlohmann::json ConvergeReport::ToJson() const {
        {{"added", groups_added}, {"modified", groups_modified}, {"deleted", groups_deleted}}},
       {"entries",
        {{"added", entries_added}, {"modified", entries_modified}, {"deleted", entries_deleted}}},
+      {"ports_changed", ports_changed},
       {"failed", failed},
       {"error", error},
       {"time_ns", {{"read", read_ns}, {"diff", diff_ns}, {"apply", apply_ns}, {"total", total_ns}}},

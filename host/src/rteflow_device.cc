@@ -168,7 +168,24 @@ struct RteFlowDevice::State {
     lo.punt_queue = options.punt_queue;
     lo.select_max_bits = options.select_max_bits;
     lo.outputs = rteflow::DefaultOutputs(p);
+    if (!options.vf_ethdev_ports.empty()) {
+      for (const ft::PortDecl& d : p.ports) {
+        if (d.ref.kind == ft::PortRef::Kind::kPod) lo.outputs.erase(d.ref.ToString());
+      }
+      for (const auto& [ref, id] : VfOutputs()) lo.outputs[ref] = {id, false};
+    }
     return lo;
+  }
+
+  // Declared pod port -> the ethdev port of its VF's representor (options.vf_ethdev_ports).
+  std::map<std::string, uint16_t> VfOutputs() const {
+    std::map<std::string, uint16_t> out;
+    for (const ft::PortDecl& d : ports) {
+      if (d.ref.kind != ft::PortRef::Kind::kPod || d.vf_pci.empty()) continue;
+      auto it = options.vf_ethdev_ports.find(d.vf_pci);
+      if (it != options.vf_ethdev_ports.end()) out[d.ref.ToString()] = it->second;
+    }
+    return out;
   }
 
   // Template/async API: enqueue every rule, push once, pull every completion.
@@ -284,7 +301,11 @@ const PortProbe& RteFlowDevice::probe() const { return s_->probe; }
 
 absl::Status RteFlowDevice::Install(const ft::Program& p) {
   NICFLOW_RETURN_IF_ERROR(ft::Validate(p));
-  return s_->Commit(p);
+  // The program's ports (and their VFs) decide where its outputs go.
+  std::vector<ft::PortDecl> old = std::exchange(s_->ports, p.ports);
+  absl::Status st = s_->Commit(p);
+  if (!st.ok()) s_->ports = std::move(old);
+  return st;
 }
 
 absl::Status RteFlowDevice::Apply(const ft::Delta& d) {
@@ -298,7 +319,14 @@ absl::Status RteFlowDevice::Apply(const ft::Delta& d) {
 }
 
 absl::Status RteFlowDevice::DeclarePorts(const std::vector<ft::PortDecl>& ports) {
-  s_->ports = ports;
+  const std::map<std::string, uint16_t> before = s_->VfOutputs();
+  std::vector<ft::PortDecl> old = std::exchange(s_->ports, ports);
+  if (s_->VfOutputs() == before || s_->installed.tables.empty()) return absl::OkStatus();
+  // A pod moved to another VF: re-create the rules that output to it (make before break).
+  if (absl::Status st = s_->Commit(s_->installed); !st.ok()) {
+    s_->ports = std::move(old);
+    return st;
+  }
   return absl::OkStatus();
 }
 

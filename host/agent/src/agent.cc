@@ -60,12 +60,23 @@ bool PlacedAsIs(const host::PlacementReport& r) {
   return true;
 }
 
+// The kubelet lister for the config; a lister that reports why when it cannot be built, so the
+// reason shows in `nicflow status` like any other kubelet error.
+PodVfLister MakePodVfLister(const InputsConfig& inputs) {
+  if (inputs.pod_resources_socket.empty()) return {};
+  absl::StatusOr<PodVfLister> lister = KubeletPodVfLister(inputs);
+  if (lister.ok()) return *std::move(lister);
+  spdlog::error("pod resources: {}", Sv(lister.status().message()));
+  return [st = lister.status()]() -> absl::StatusOr<PodVfListing> { return st; };
+}
+
 }  // namespace
 
 Agent::Agent(AgentConfig config, Backend backend, ClusterSource extra_source)
     : config_(std::move(config)),
       backend_(std::move(backend)),
       extra_source_(std::move(extra_source)),
+      pod_binder_(MakePodVfLister(config_.inputs), config_.inputs.pod_resources_socket),
       reconciler_(std::make_unique<host::Reconciler>(*backend_.device)),
       apply_latency_s_(
           {0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
@@ -106,6 +117,7 @@ absl::Status Agent::Sync(std::string_view reason) {
   // Texts first: a file written during the load is then seen as changed by the next sync.
   std::optional<ManifestTexts> texts = ReadManifestTexts();
   absl::StatusOr<flowtables::ClusterState> state = LoadInputs();
+  (void)pod_binder_.Refresh();  // a failure is counted and shown; the last bindings stay
   std::lock_guard lock(mu_);
   ++syncs_;
   last_sync_unix_ms_ = NowUnixMs();
@@ -115,6 +127,7 @@ absl::Status Agent::Sync(std::string_view reason) {
   absl::StatusOr<Desired> desired = ComputeDesired(*state, texts, reason);
   if (!desired.ok()) return Fail("compile", desired.status(), reason);
   const bool incremental = incremental_compiles_ > incremental_before;
+  pod_binder_.Bind(desired->compiled.program.ports);
   absl::StatusOr<host::PlacedProgram> placed = host::Place(
       backend_.device->capabilities(), desired->compiled.program, backend_.device->name());
   if (!placed.ok()) {
@@ -146,13 +159,14 @@ absl::Status Agent::Sync(std::string_view reason) {
   placement_ = std::move(placed->report);
   device_holds_program_ = as_is;
   last_error_.clear();
-  bool changed = report->ops_total > 0 || report->reinstalled;
+  bool changed = report->ops_total > 0 || report->reinstalled || report->ports_changed;
   std::string message = absl::StrCat(
       Sv(reason), ": ", changed ? "" : "unchanged, ", "+", report->entries_added, " ~",
       report->entries_modified, " -", report->entries_deleted, " entries, +", report->groups_added,
       " ~", report->groups_modified, " -", report->groups_deleted, " groups",
       report->read_back ? " (read back from the device)" : "",
-      report->reinstalled ? " (reinstalled)" : "", " in ", report->total_ns / 1000, " us",
+      report->reinstalled ? " (reinstalled)" : "", report->ports_changed ? ", ports changed" : "",
+      " in ", report->total_ns / 1000, " us",
       incremental ? (by_delta ? ", incremental compile, pushed as its delta"
                               : ", incremental compile, converged by diff")
                   : absl::StrCat(", full compile (", last_full_compile_reason_, ")"));
@@ -229,16 +243,30 @@ bool Drain(int fd) {
 void Agent::WatchLoop() {
   using Clock = std::chrono::steady_clock;
   auto next_resync = Clock::now() + std::chrono::seconds(config_.resync_s);
+  const auto pod_interval = std::chrono::seconds(config_.inputs.pod_resources_interval_s);
+  const bool list_pods = pod_binder_.enabled() && pod_interval.count() > 0;
+  auto next_pod_list = Clock::now() + pod_interval;
   while (!stopping_) {
     pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+    std::optional<Clock::time_point> wake_at;
+    if (config_.resync_s > 0) wake_at = next_resync;
+    if (list_pods && (!wake_at || next_pod_list < *wake_at)) wake_at = next_pod_list;
     int timeout_ms = -1;
-    if (config_.resync_s > 0) {
-      auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_resync - Clock::now());
+    if (wake_at) {
+      // Rounded up: waking a little early would find no timer due.
+      auto left = std::chrono::ceil<std::chrono::milliseconds>(*wake_at - Clock::now());
       timeout_ms = static_cast<int>(std::max<int64_t>(0, left.count()));
     }
     int n = ::poll(fds, inotify_fd_ >= 0 ? 2 : 1, timeout_ms);
     if (stopping_) break;
     if (n < 0 && errno == EINTR) continue;
+    const bool resync_due = n == 0 && config_.resync_s > 0 && Clock::now() >= next_resync;
+    if (n == 0 && !resync_due) {
+      // Only the pod listing timer fired: sync when the kubelet's answer changed the bindings.
+      next_pod_list = Clock::now() + pod_interval;
+      if (list_pods && pod_binder_.Refresh()) (void)Sync("pod resources changed");
+      continue;
+    }
     bool files = Drain(inotify_fd_);
     Drain(wake_fd_);
     // Let a burst of writes (an editor, a ConfigMap swap, `cp -r`) settle before reloading.

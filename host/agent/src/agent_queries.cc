@@ -138,6 +138,7 @@ json Agent::StatusJson() const {
     j["placement"] = {{"on_device", placement_->EntriesOnDevice()},
                       {"in_software", placement_->EntriesInSoftware()}};
   }
+  j["pod_resources"] = pod_binder_.ToJson();
   return j;
 }
 
@@ -403,6 +404,13 @@ std::string Agent::MetricsText() const {
   w.Counter("nicflow_device_ops_total", "Delta ops the device accepted.",
             static_cast<double>(device_ops_), {{"device", dev}});
   w.Gauge("nicflow_healthy", "1 when the last sync succeeded.", last_error_.empty() ? 1.0 : 0.0);
+  if (pod_binder_.enabled()) {
+    w.Gauge("nicflow_pod_vf_bindings", "Local pods bound to a VF by the kubelet's PodResources.",
+            static_cast<double>(pod_binder_.bound_pods()));
+    w.Counter("nicflow_pod_resources_errors_total",
+              "Failed listings of the kubelet's PodResources (the last bindings stayed).",
+              static_cast<double>(pod_binder_.list_errors()));
+  }
   if (backend_.stats) {
     if (auto s = backend_.stats(); s.ok()) {
       w.Gauge("nicflow_conntrack_entries", "Connections tracked by the device.",

@@ -5,6 +5,7 @@
 #include "nicflow/agent/agent.h"
 #include "nicflow/agent/simnic.h"
 #include "nicflow/flowtables/status.h"
+#include "nicflow/host/fpga_device.h"  // defines NICFLOW_HOST_HAVE_FPGA when hw/ is built
 #include "nicflow/host/rteflow_device.h"
 #include "nicflow/host/sim_device.h"
 #include "nicflow/sim/profile.h"
@@ -38,8 +39,11 @@ absl::StatusOr<Backend> OpenRteFlow(const BackendConfig& config) {
   NICFLOW_ASSIGN_OR_RETURN(std::unique_ptr<host::RteFlowEal> eal,
                            host::RteFlowEal::Init(eal_config));
   NICFLOW_RETURN_IF_ERROR(eal->StartPort(config.port));
+  host::RteFlowLowerOptions options;
+  options.ethdev_port_id = config.port;
+  options.vf_ethdev_ports = config.vf_ports;  // pods' VFs from PodResources -> representors
   NICFLOW_ASSIGN_OR_RETURN(std::unique_ptr<host::RteFlowDevice> device,
-                           host::RteFlowDevice::Open(*eal, config.port));
+                           host::RteFlowDevice::Open(*eal, config.port, std::move(options)));
   spdlog::info("rteflow port {}: {}", config.port, device->probe().ToText());
   Backend b;
   b.device = std::move(device);
@@ -47,7 +51,35 @@ absl::StatusOr<Backend> OpenRteFlow(const BackendConfig& config) {
   return b;
 }
 
+#ifdef NICFLOW_HOST_HAVE_FPGA
+absl::StatusOr<Backend> OpenFpga(const BackendConfig& config) {
+  hw::FpgaOptions options;
+  options.selector.platform = config.platform;
+  options.selector.xclbin = config.xclbin;
+  absl::StatusOr<std::unique_ptr<host::FpgaDevice>> device =
+      host::FpgaDevice::Open(std::move(options));
+  if (!device.ok()) {
+    return absl::Status(device.status().code(),
+                        absl::StrCat("backend.type fpga (platform \"", config.platform,
+                                     "\"): ", device.status().message()));
+  }
+  spdlog::info("fpga: {} on {} ({})", (*device)->name(), (*device)->pipeline().device().device,
+               (*device)->pipeline().device().platform);
+  Backend b;
+  b.device = *std::move(device);
+  return b;
+}
+#endif
+
 }  // namespace
+
+bool FpgaBackendBuilt() {
+#ifdef NICFLOW_HOST_HAVE_FPGA
+  return true;
+#else
+  return false;
+#endif
+}
 
 absl::StatusOr<Backend> OpenBackend(const BackendConfig& config) {
   switch (config.kind) {
@@ -62,10 +94,14 @@ absl::StatusOr<Backend> OpenBackend(const BackendConfig& config) {
     case BackendKind::kRteFlow:
       return OpenRteFlow(config);
     case BackendKind::kFpga:
-      // hw/ (OpenCL) is a separate component; nicflowd does not link it yet.
+#ifdef NICFLOW_HOST_HAVE_FPGA
+      return OpenFpga(config);
+#else
+      // hw/ (OpenCL) is a separate component (ParseConfig refuses the type already).
       return absl::UnimplementedError(
-          "backend.type fpga: this nicflowd build does not include the FPGA backend (hw/); "
-          "use sim or rteflow");
+          "backend.type fpga: this nicflowd build does not include the FPGA backend (hw/ was "
+          "not built); use sim or rteflow");
+#endif
   }
   return absl::InvalidArgumentError("backend.type: unknown");
 }

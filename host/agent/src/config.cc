@@ -35,15 +35,24 @@ class MapReader {
   MapReader(const YAML::Node& node, std::string source, std::string path)
       : node_(node), source_(std::move(source)), path_(std::move(path)) {}
 
-  absl::Status Check(std::initializer_list<std::string_view> known) const {
+  // `any_key`: a map keyed by names of the user's choosing (only its shape is checked).
+  absl::Status Check(std::initializer_list<std::string_view> known, bool any_key = false) const {
     if (Absent(node_)) return absl::OkStatus();
     if (!node_.IsMap()) return Err("", "expected a mapping");
+    if (any_key) return absl::OkStatus();
     std::set<std::string_view> ok(known);
     for (const auto& kv : node_) {
       std::string key = kv.first.Scalar();
       if (!ok.contains(key)) return Err(key, "unknown key");
     }
     return absl::OkStatus();
+  }
+
+  std::vector<std::string> Keys() const {
+    std::vector<std::string> keys;
+    if (Absent(node_) || !node_.IsMap()) return keys;
+    for (const auto& kv : node_) keys.push_back(kv.first.Scalar());
+    return keys;
   }
 
   // An absent or null key reads as undefined: the default applies.
@@ -121,8 +130,8 @@ class MapReader {
 
 absl::Status ParseBackend(const MapReader& top, const std::string& source, BackendConfig& b) {
   MapReader r(top.Child("backend"), source, "backend");
-  NICFLOW_RETURN_IF_ERROR(
-      r.Check({"type", "profile", "simnic_socket", "eal_args", "port", "platform", "xclbin"}));
+  NICFLOW_RETURN_IF_ERROR(r.Check(
+      {"type", "profile", "simnic_socket", "eal_args", "port", "platform", "xclbin", "vf_ports"}));
   std::string type = "sim";
   NICFLOW_RETURN_IF_ERROR(r.String("type", type));
   if (type == "sim") {
@@ -130,6 +139,11 @@ absl::Status ParseBackend(const MapReader& top, const std::string& source, Backe
   } else if (type == "rteflow") {
     b.kind = BackendKind::kRteFlow;
   } else if (type == "fpga") {
+    if (!FpgaBackendBuilt()) {
+      return r.Err("type",
+                   "fpga: this nicflowd build does not include the FPGA backend (hw/ was not "
+                   "built: configure with hw in NICFLOW_COMPONENTS); use sim or rteflow");
+    }
     b.kind = BackendKind::kFpga;
   } else {
     return r.Err("type", absl::StrCat("unknown backend \"", type, "\" (sim, rteflow, fpga)"));
@@ -141,16 +155,29 @@ absl::Status ParseBackend(const MapReader& top, const std::string& source, Backe
   NICFLOW_RETURN_IF_ERROR(r.Uint("port", UINT16_MAX, port));
   b.port = static_cast<uint16_t>(port);
   NICFLOW_RETURN_IF_ERROR(r.String("platform", b.platform));
-  return r.String("xclbin", b.xclbin);
+  NICFLOW_RETURN_IF_ERROR(r.String("xclbin", b.xclbin));
+  MapReader vf_ports(r.Child("vf_ports"), source, r.ChildPath("vf_ports"));
+  NICFLOW_RETURN_IF_ERROR(vf_ports.Check({}, /*any_key=*/true));
+  for (const std::string& pci : vf_ports.Keys()) {
+    uint64_t id = 0;
+    NICFLOW_RETURN_IF_ERROR(vf_ports.Uint(pci, UINT16_MAX, id));
+    b.vf_ports[pci] = static_cast<uint16_t>(id);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status ParseInputs(const MapReader& top, const std::string& source, InputsConfig& in) {
   MapReader r(top.Child("inputs"), source, "inputs");
-  NICFLOW_RETURN_IF_ERROR(r.Check({"manifests", "kube_api", "kubeconfig", "pod_resources_socket"}));
+  NICFLOW_RETURN_IF_ERROR(r.Check({"manifests", "kube_api", "kubeconfig", "pod_resources_socket",
+                                   "pod_resources_interval_s", "sysfs_root"}));
   NICFLOW_RETURN_IF_ERROR(r.String("manifests", in.manifests_dir));
   NICFLOW_RETURN_IF_ERROR(r.Bool("kube_api", in.kube_api));
   NICFLOW_RETURN_IF_ERROR(r.String("kubeconfig", in.kubeconfig));
-  return r.String("pod_resources_socket", in.pod_resources_socket);
+  NICFLOW_RETURN_IF_ERROR(r.String("pod_resources_socket", in.pod_resources_socket));
+  uint64_t interval = in.pod_resources_interval_s;
+  NICFLOW_RETURN_IF_ERROR(r.Uint("pod_resources_interval_s", 86'400, interval));
+  in.pod_resources_interval_s = static_cast<uint32_t>(interval);
+  return r.String("sysfs_root", in.sysfs_root);
 }
 
 absl::Status ParseRest(const MapReader& top, const std::string& source, AgentConfig& c) {

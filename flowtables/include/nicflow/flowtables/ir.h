@@ -302,6 +302,11 @@ struct SelectGroup {
 struct PortDecl {
   PortRef ref;
   std::vector<IpAddr> ips;  ///< pod IPs for a VF, node IPs for host
+  /// The VF a pod's port sits on, as the kubelet's PodResources API reports it (the VF's PCI
+  /// address, "0000:3b:00.2"); empty when unknown. Backends with real ports (rte_flow) map it to
+  /// their port; the simulator keeps the symbolic port and only carries it.
+  std::string vf_pci = {};
+  friend bool operator==(const PortDecl&, const PortDecl&) = default;
 };
 
 struct Program {

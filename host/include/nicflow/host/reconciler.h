@@ -74,6 +74,8 @@ struct ConvergeReport {
   size_t transactions = 0;
   size_t groups_added = 0, groups_modified = 0, groups_deleted = 0;
   size_t entries_added = 0, entries_modified = 0, entries_deleted = 0;
+  /// The declared pod ports changed (a pod port added or removed, its IPs or its VF changed).
+  bool ports_changed = false;
   bool failed = false;
   std::string error;  ///< the device's error when failed
   int64_t read_ns = 0, diff_ns = 0, apply_ns = 0, total_ns = 0;

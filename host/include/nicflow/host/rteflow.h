@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,11 @@ struct RteFlowLowerOptions {
   bool transfer = false;        ///< E-Switch (transfer) rules instead of ingress
   uint16_t punt_queue = 0;
   int select_max_bits = 8;
+  /// VF PCI address -> ethdev port id of its representor. A pod port declared with a VF
+  /// (PortDecl::vf_pci) outputs there; when this map is set, a pod port whose VF is not in it has
+  /// no output (lowering fails naming it) rather than a guessed one. Empty: pod ports are
+  /// numbered 1, 2, ... in declaration order (tests, testpmd dumps).
+  std::map<std::string, uint16_t> vf_ethdev_ports;
 };
 
 /// Counts of a lowering (for reports and the benchmark).

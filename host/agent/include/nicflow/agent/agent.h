@@ -21,6 +21,11 @@
 // objects from another input source (the Kubernetes API), and any error on the incremental path.
 // Each sync's path is counted (StatusJson "compile") and named in its event.
 //
+// Pod ports and VFs: every sync (and every inputs.pod_resources_interval_s) lists the kubelet's
+// pod resources (PodBinder, pod_binding.h) and writes each pod port's VF into the compiled
+// program's port declarations before placement; a binding change alone is a sync that only
+// redeclares ports. Without the kubelet the agent keeps working on symbolic ports.
+//
 // Failure handling: a manifest that does not load, a cluster that does not compile, a placement
 // or apply error is logged, counted (nicflow_sync_errors_total{stage}), recorded as an event
 // (EventLog, streamed by the Events RPC) and changes nothing: the last good program stays
@@ -58,6 +63,7 @@
 #include "nicflow/agent/config.h"
 #include "nicflow/agent/events.h"
 #include "nicflow/agent/metrics.h"
+#include "nicflow/agent/pod_binding.h"
 #include "nicflow/flowtables/compiler.h"
 #include "nicflow/flowtables/incremental.h"
 #include "nicflow/flowtables/model.h"
@@ -181,6 +187,7 @@ class Agent {
   Backend backend_;
   ClusterSource extra_source_;
   EventLog events_;
+  PodBinder pod_binder_;  // internally locked
 
   mutable std::mutex mu_;  // guards everything below
   std::unique_ptr<host::Reconciler> reconciler_;

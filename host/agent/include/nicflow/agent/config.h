@@ -11,11 +11,15 @@
 //     port: 0                          # rteflow: ethdev port id
 //     platform: pocl                   # fpga: OpenCL platform name (substring)
 //     xclbin: /opt/nicflow/pipeline.xclbin  # fpga: optional prebuilt kernel
+//     vf_ports: {"0000:3b:00.2": 1}    # rteflow: VF PCI address -> ethdev port id of its
+//                                      #   representor (pods bound by PodResources)
 //   inputs:
 //     manifests: /etc/nicflow/manifests   # directory watched with inotify (optional)
 //     kube_api: false                  # list+watch the API server (in-cluster or kubeconfig)
 //     kubeconfig: ""                   # empty: in-cluster service account
-//     pod_resources_socket: /var/lib/kubelet/pod-resources/kubelet.sock
+//     pod_resources_socket: /var/lib/kubelet/pod-resources/kubelet.sock  # empty: no binding
+//     pod_resources_interval_s: 10     # list the kubelet's pod resources this often
+//     sysfs_root: /sys                 # where VFs are looked up (PF, VF index)
 //   control:
 //     socket: /run/nicflow/nicflowd.sock
 //     mode: "0600"
@@ -29,6 +33,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -39,6 +44,8 @@ namespace nicflow::agent {
 
 enum class BackendKind : uint8_t { kSim, kRteFlow, kFpga };
 std::string_view BackendKindName(BackendKind k);  ///< "sim", "rteflow", "fpga"
+/// Whether this build has the FPGA backend (hw/ built, so host links nicflow::hw).
+bool FpgaBackendBuilt();
 
 struct BackendConfig {
   BackendKind kind = BackendKind::kSim;
@@ -48,13 +55,18 @@ struct BackendConfig {
   uint16_t port = 0;                  ///< rteflow ethdev port id
   std::string platform;               ///< fpga OpenCL platform (substring match)
   std::string xclbin;                 ///< fpga prebuilt kernel (optional)
+  /// rteflow: VF PCI address -> ethdev port id its traffic is output to (the VF's representor).
+  std::map<std::string, uint16_t> vf_ports;
 };
 
 struct InputsConfig {
   std::string manifests_dir;  ///< empty: none
   bool kube_api = false;
   std::string kubeconfig;
+  /// The kubelet's PodResources socket: which VF each local pod sits on. Empty: no binding.
   std::string pod_resources_socket = "/var/lib/kubelet/pod-resources/kubelet.sock";
+  uint32_t pod_resources_interval_s = 10;  ///< listing period besides every sync (0: syncs only)
+  std::string sysfs_root = "/sys";         ///< VF -> PF and index lookups
 };
 
 struct AgentConfig {
