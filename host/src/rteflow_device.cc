@@ -169,10 +169,7 @@ struct RteFlowDevice::State {
     lo.select_max_bits = options.select_max_bits;
     lo.outputs = rteflow::DefaultOutputs(p);
     if (!options.vf_ethdev_ports.empty()) {
-      for (const ft::PortDecl& d : p.ports) {
-        if (d.ref.kind == ft::PortRef::Kind::kPod) lo.outputs.erase(d.ref.ToString());
-      }
-      for (const auto& [ref, id] : VfOutputs()) lo.outputs[ref] = {id, false};
+      rteflow::BindVfOutputs(ports, options.vf_ethdev_ports, lo.outputs);
     }
     return lo;
   }

@@ -270,6 +270,17 @@ std::map<std::string, OutputTarget, std::less<>> DefaultOutputs(const flowtables
   return out;
 }
 
+void BindVfOutputs(const std::vector<flowtables::PortDecl>& ports,
+                   const std::map<std::string, uint16_t>& vf_ethdev_ports,
+                   std::map<std::string, OutputTarget, std::less<>>& outputs) {
+  std::erase_if(outputs, [](const auto& kv) { return kv.first.rfind("vf:", 0) == 0; });
+  for (const flowtables::PortDecl& d : ports) {
+    if (d.ref.kind != flowtables::PortRef::Kind::kPod || d.vf_pci.empty()) continue;
+    auto it = vf_ethdev_ports.find(d.vf_pci);
+    if (it != vf_ethdev_ports.end()) outputs[d.ref.ToString()] = {it->second, false};
+  }
+}
+
 namespace {
 
 bool HasAnyOf(const std::vector<FieldMatch>& ms, std::initializer_list<Field> fs) {

@@ -123,6 +123,14 @@ struct LowerOptions {
 /// REPRESENTED_PORT 1, 2, ... in declaration order.
 std::map<std::string, OutputTarget, std::less<>> DefaultOutputs(const flowtables::Program& p);
 
+/// Points pod ports at their VFs' representors: every pod output ("vf:...") leaves `outputs`, and
+/// each port of `ports` declared with a VF (PortDecl::vf_pci) that `vf_ethdev_ports` maps comes
+/// back as REPRESENTED_PORT of that ethdev port. A pod without a mapped VF then has no output:
+/// Lower fails naming it rather than guessing a port.
+void BindVfOutputs(const std::vector<flowtables::PortDecl>& ports,
+                   const std::map<std::string, uint16_t>& vf_ethdev_ports,
+                   std::map<std::string, OutputTarget, std::less<>>& outputs);
+
 struct RuleSet {
   std::unique_ptr<Arena> arena = std::make_unique<Arena>();
   std::vector<Rule> rules;  ///< in creation order: helper groups before the rules that jump there

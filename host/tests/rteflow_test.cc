@@ -217,6 +217,50 @@ TEST(RteFlowTrace, ReportsRulesHitAndSoftwareContinuation) {
   EXPECT_FALSE(lb->paths[0].punted);
 }
 
+// The ethdev port each pod's forward rule outputs to, from the testpmd form of the rules.
+std::string PodOutputs(const rteflow::RuleSet& rs) {
+  std::vector<std::string> out;
+  for (const rteflow::Rule& r : rs.rules) {
+    if (r.origin.rfind("Pod ", 0) != 0) continue;
+    const std::string line = rteflow::RuleToTestpmd(r, 0);
+    const size_t at = line.find("represented_port ethdev_port_id ");
+    if (at == std::string::npos) continue;
+    out.push_back(
+        absl::StrCat(r.origin, "->", line.substr(at + 32, line.find(' ', at + 32) - at - 32)));
+  }
+  return absl::StrJoin(Sorted(out), ",");
+}
+
+TEST(RteFlowLowering, PodsOutputToTheRepresentorOfTheirVf) {
+  auto placed = Place(RteFlowCapabilities(), ClusterProgram(2), "rteflow");
+  ASSERT_TRUE(placed.ok()) << placed.status();
+  const ft::PortRef pod1{ft::PortRef::Kind::kPod, "shop/pod1"};
+  const ft::PortRef pod2{ft::PortRef::Kind::kPod, "shop/pod2"};
+  const std::map<std::string, uint16_t> vf_ports = {
+      {"0000:3b:00.2", 7}, {"0000:3b:00.3", 9}, {"0000:3b:00.4", 11}};
+  rteflow::LowerOptions lo;
+  lo.outputs = rteflow::DefaultOutputs(placed->device);
+  rteflow::BindVfOutputs({{pod1, {}, "0000:3b:00.2"}, {pod2, {}, "0000:3b:00.3"}}, vf_ports,
+                         lo.outputs);
+  auto rs = rteflow::Lower(placed->device, lo);
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  EXPECT_EQ(PodOutputs(*rs), "Pod shop/pod1->7,Pod shop/pod2->9");
+
+  // pod1 moved to VF .4: its rule outputs to that VF's representor, pod2's is unchanged.
+  rteflow::BindVfOutputs({{pod1, {}, "0000:3b:00.4"}, {pod2, {}, "0000:3b:00.3"}}, vf_ports,
+                         lo.outputs);
+  rs = rteflow::Lower(placed->device, lo);
+  ASSERT_TRUE(rs.ok()) << rs.status();
+  EXPECT_EQ(PodOutputs(*rs), "Pod shop/pod1->11,Pod shop/pod2->9");
+
+  // A pod whose VF has no representor gets no guessed port.
+  rteflow::BindVfOutputs({{pod1, {}, "0000:3b:00.4"}, {pod2, {}, "0000:3b:00.9"}}, vf_ports,
+                         lo.outputs);
+  rs = rteflow::Lower(placed->device, lo);
+  ASSERT_FALSE(rs.ok());
+  EXPECT_THAT(rs.status().message(), HasSubstr("output port vf:shop/pod2 has no ethdev port"));
+}
+
 TEST(RteFlowExport, PrintsTestpmdFlowCreateLines) {
   RteFlowLowerOptions o;
   o.ethdev_port_id = 3;
