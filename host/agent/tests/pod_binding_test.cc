@@ -84,10 +84,10 @@ inputs: {manifests: /m, pod_resources_socket: /k.sock, pod_resources_interval_s:
   EXPECT_EQ(c->inputs.pod_resources_socket, "/k.sock");
   EXPECT_EQ(c->inputs.pod_resources_interval_s, 5u);
   EXPECT_EQ(c->inputs.sysfs_root, "/host/sys");
-  EXPECT_EQ(c->backend.vf_ports, (std::map<std::string, uint16_t>{{"0000:3b:00.2", 1},
-                                                                  {"0000:3b:00.3", 2}}));
-  auto bad = ParseConfig("backend: {vf_ports: {\"0000:3b:00.2\": 70000}}\ninputs: {manifests: /m}\n",
-                         "c.yaml");
+  EXPECT_EQ(c->backend.vf_ports,
+            (std::map<std::string, uint16_t>{{"0000:3b:00.2", 1}, {"0000:3b:00.3", 2}}));
+  auto bad = ParseConfig(
+      "backend: {vf_ports: {\"0000:3b:00.2\": 70000}}\ninputs: {manifests: /m}\n", "c.yaml");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(),
             "c.yaml: backend.vf_ports.0000:3b:00.2: expected an integer 0-65535, got \"70000\"");
@@ -132,8 +132,8 @@ void MakeSysfs(const fs::path& root) {
 
 ::v1::ListPodResourcesResponse Kubelet(const std::string& web_vf, const std::string& cart_vf) {
   ::v1::ListPodResourcesResponse r;
-  for (auto [name, container, vf] : {std::tuple{"web-1", "web", web_vf},
-                                     std::tuple{"cart-1", "cart", cart_vf}}) {
+  for (auto [name, container, vf] :
+       {std::tuple{"web-1", "web", web_vf}, std::tuple{"cart-1", "cart", cart_vf}}) {
     auto* pod = r.add_pod_resources();
     pod->set_name(name);
     pod->set_namespace_("shop");
