@@ -330,6 +330,11 @@ void AppendU128(std::string& out, U128 v) {
 
 }  // namespace
 
+std::string EntryText(const Entry& e) {
+  return absl::StrCat("priority ", e.priority, " [", MatchesToString(e.match), "] (",
+                      e.origin.ToString(), ")");
+}
+
 std::string EntryKey(const Entry& e) {
   std::string key;
   key.reserve(8 + e.match.size() * 34);
@@ -367,8 +372,7 @@ namespace {
 
 std::string EntryName(const Program& p, const Entry& e) {
   std::string table = e.table < p.tables.size() ? p.tables[e.table].name : absl::StrCat(e.table);
-  return absl::StrCat("table ", table, " entry priority ", e.priority, " [",
-                      MatchesToString(e.match), "] (", e.origin.ToString(), ")");
+  return absl::StrCat("table ", table, " entry ", EntryText(e));
 }
 
 absl::Status ValidateMatch(const TableSchema& t, const FieldMatch& m) {

@@ -72,7 +72,8 @@ absl::StatusOr<DeltaOp> Inverse(const ProgramIndex& before, const DeltaOp& op) {
       auto it = before.entries.find(key);
       if (it == before.entries.end()) {
         return absl::FailedPreconditionError(
-            absl::StrCat("inverse of modify entry ", key, ": entry not installed"));
+            absl::StrCat("inverse of modify entry table ", op.entry.table, " ",
+                         flowtables::EntryText(op.entry), ": entry not installed"));
       }
       return DeltaOp{Kind::kModifyEntry, *it->second, {}};
     }
@@ -150,10 +151,7 @@ std::string DeltaOpToString(const DeltaOp& op) {
       op.kind == Kind::kDeleteGroup) {
     return absl::StrCat(kind, " ", op.group.name);
   }
-  // EntryKey is a binary identity; users read the table, priority, match and origin.
-  return absl::StrCat(kind, " table ", op.entry.table, " priority ", op.entry.priority, " [",
-                      flowtables::MatchesToString(op.entry.match), "] (",
-                      op.entry.origin.ToString(), ")");
+  return absl::StrCat(kind, " table ", op.entry.table, " ", flowtables::EntryText(op.entry));
 }
 
 Reconciler::Reconciler(Device& device, ReconcilerOptions options)

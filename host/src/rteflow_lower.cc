@@ -370,7 +370,7 @@ class Lowerer {
         const FieldLoc loc = LocOf(m.field, v);
         if (loc.type == RTE_FLOW_ITEM_TYPE_END) {
           return absl::UnimplementedError(absl::StrCat(
-              "rte_flow: table ", p_.tables[e.table].name, ": entry ", flowtables::EntryKey(e),
+              "rte_flow: table ", p_.tables[e.table].name, ": entry ", flowtables::EntryText(e),
               ": field ", Sv(flowtables::GetFieldInfo(m.field).name), " cannot be matched"));
         }
         pb.Match(loc, m);
@@ -382,7 +382,7 @@ class Lowerer {
     }
     if (!why_never.empty()) {
       rs_.notes.push_back(absl::StrCat("table ", p_.tables[e.table].name, ": entry ",
-                                       flowtables::EntryKey(e), " left out: ", why_never));
+                                       flowtables::EntryText(e), " left out: ", why_never));
     }
     return absl::OkStatus();
   }

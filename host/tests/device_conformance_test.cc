@@ -10,6 +10,7 @@
 // lowering's fates are checked in RteFlowSim by rteflow_conformance_test.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <functional>
 #include <memory>
 
@@ -238,6 +239,11 @@ TEST_P(DeviceConformance, FailedApplyLeavesTheDeviceAsItWas) {
   delta->ops.push_back(bad);
   const absl::Status st = dev_->Apply(*delta);
   EXPECT_FALSE(st.ok());
+  // The error names the op a user can find in a dump (its match), in plain text.
+  EXPECT_NE(st.message().find("198.51.100.0/24"), absl::string_view::npos) << st;
+  EXPECT_TRUE(std::all_of(st.message().begin(), st.message().end(), [](unsigned char c) {
+    return c >= 0x20 && c < 0x7f;
+  })) << st;
   auto back = dev_->ReadBack();
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(DiffSize(*back, v1_), 0u) << "a failed apply must change nothing";

@@ -167,10 +167,13 @@ bool LpmAdmits(const TableLayout& t, int len, int32_t prio) {
 
 absl::Status TableImage::State::AddEntry(const Entry& e) {
   const std::string key = flowtables::EntryKey(e);
-  if (e.table >= tables.size()) return absl::InvalidArgumentError(key + ": no such table");
-  if (entries.contains(key)) return absl::AlreadyExistsError(key + ": already in the image");
+  if (e.table >= tables.size()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("table ", e.table, " entry ", flowtables::EntryText(e), ": no such table"));
+  }
   TableLayout& t = tables[e.table];
-  const std::string culprit = absl::StrCat("table ", t.name, " entry ", key);
+  const std::string culprit = absl::StrCat("table ", t.name, " entry ", flowtables::EntryText(e));
+  if (entries.contains(key)) return absl::AlreadyExistsError(culprit + ": already in the image");
   NICFLOW_ASSIGN_OR_RETURN(EncodedEntry enc, EncodeEntry(t, e, culprit));
   NICFLOW_ASSIGN_OR_RETURN(uint32_t slot, AllocSlot({SlotOwner::Kind::kEntry, t.id, key, 0}));
   if (absl::Status st = WriteActions(slot, e.actions, false, culprit); !st.ok()) {
@@ -258,10 +261,16 @@ absl::Status TableImage::State::AddEntry(const Entry& e) {
   return absl::OkStatus();
 }
 
+absl::Status TableImage::State::NotInTheImage(const Entry& e) const {
+  const std::string table = e.table < tables.size() ? tables[e.table].name : absl::StrCat(e.table);
+  return absl::NotFoundError(
+      absl::StrCat("table ", table, " entry ", flowtables::EntryText(e), ": not in the image"));
+}
+
 absl::Status TableImage::State::DeleteEntry(const Entry& e) {
   const std::string key = flowtables::EntryKey(e);
   auto it = entries.find(key);
-  if (it == entries.end()) return absl::NotFoundError(key + ": not in the image");
+  if (it == entries.end()) return NotInTheImage(e);
   EntryPlace& p = it->second;
   TableLayout& t = tables[p.entry.table];
   switch (p.unit) {
@@ -301,11 +310,11 @@ absl::Status TableImage::State::DeleteEntry(const Entry& e) {
 absl::Status TableImage::State::ModifyEntry(const Entry& e) {
   const std::string key = flowtables::EntryKey(e);
   auto it = entries.find(key);
-  if (it == entries.end()) return absl::NotFoundError(key + ": not in the image");
+  if (it == entries.end()) return NotInTheImage(e);
   // Same identity, new actions: rewrite the action slot in place so the counter survives.
-  NICFLOW_RETURN_IF_ERROR(
-      WriteActions(it->second.slot, e.actions, false,
-                   absl::StrCat("table ", tables[e.table].name, " entry ", key)));
+  NICFLOW_RETURN_IF_ERROR(WriteActions(
+      it->second.slot, e.actions, false,
+      absl::StrCat("table ", tables[e.table].name, " entry ", flowtables::EntryText(e))));
   it->second.entry = e;
   return absl::OkStatus();
 }

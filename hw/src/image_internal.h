@@ -103,6 +103,7 @@ struct TableImage::State {
   absl::Status AddEntry(const flowtables::Entry& e);
   absl::Status DeleteEntry(const flowtables::Entry& e);
   absl::Status ModifyEntry(const flowtables::Entry& e);
+  absl::Status NotInTheImage(const flowtables::Entry& e) const;
   // Groups (image_groups.cc).
   absl::Status AddGroup(const flowtables::SelectGroup& g);
   absl::Status DeleteGroup(const flowtables::SelectGroup& g);

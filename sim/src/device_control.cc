@@ -241,7 +241,8 @@ absl::Status Staging::Check(const DeltaOp& op, size_t i) {
       const Entry* cur = fresh ? InstalledEntry(key) : slot->second;
       if ((op.kind == K::kAddEntry) == (cur != nullptr)) {
         return absl::FailedPreconditionError(
-            absl::StrCat(Sv(flowtables::DeltaOpKindName(op.kind)), " ", key,
+            absl::StrCat(Sv(flowtables::DeltaOpKindName(op.kind)), " table ", op.entry.table, " ",
+                         flowtables::EntryText(op.entry),
                          cur ? ": entry already installed" : ": entry not installed"));
       }
       if (op.kind != K::kDeleteEntry) {

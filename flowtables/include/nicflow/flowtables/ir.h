@@ -375,7 +375,10 @@ std::string ActionsToString(const std::vector<Action>& as, const Program* p = nu
 std::string FieldValueToString(Field f, U128 v);
 
 /// A compact identity of an entry: table, priority and canonical match. Equal keys mean the same
-/// entry for Diff and for device read-back.
+/// entry for Diff and for device read-back. Binary: never put it in text users read.
 std::string EntryKey(const Entry& e);
+/// The same identity as text for messages: "priority 100 [ip_dst=10.96.0.10/32 ...] (Service
+/// shop/web port http)". Callers name the table.
+std::string EntryText(const Entry& e);
 
 }  // namespace nicflow::flowtables
