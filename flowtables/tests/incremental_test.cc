@@ -15,7 +15,7 @@ namespace {
 IpAddr V4(uint32_t a) { return IpAddr::V4(a); }
 IpPrefix P4(uint32_t a, int len) { return IpPrefix{IpAddr::V4(a), len}; }
 
-std::string EntryText(const Entry& e) {
+std::string FullEntryText(const Entry& e) {
   return absl::StrCat(e.table, " ", e.priority, " [", MatchesToString(e.match), "] ",
                       ActionsToString(e.actions), " (", e.origin.ToString(), ")");
 }
@@ -30,7 +30,7 @@ std::string GroupText(const SelectGroup& g) {
 std::vector<std::string> ProgramText(const Program& p, bool with_ports) {
   std::vector<std::string> out;
   for (const auto& t : p.entries) {
-    for (const Entry& e : t) out.push_back(EntryText(e));
+    for (const Entry& e : t) out.push_back(FullEntryText(e));
   }
   for (const SelectGroup& g : p.groups) out.push_back(GroupText(g));
   if (with_ports) {
@@ -50,7 +50,7 @@ std::vector<std::string> DeltaText(const Delta& d) {
                        op.kind == DeltaOp::Kind::kModifyGroup ||
                        op.kind == DeltaOp::Kind::kDeleteGroup;
     out.push_back(absl::StrCat(std::string(DeltaOpKindName(op.kind)), " ",
-                               group ? GroupText(op.group) : EntryText(op.entry)));
+                               group ? GroupText(op.group) : FullEntryText(op.entry)));
   }
   return out;
 }
