@@ -1,12 +1,5 @@
-// Weighted Maglev consistent hashing (Eisenbud et al., NSDI'16) for select groups.
-//
-// Each backend has a permutation of the M table slots, derived from a hash of its stable key
-// (the bucket label, e.g. "10.244.1.10:8080"), so a backend's preferences do not depend on the
-// other backends. Backends take turns claiming their next preferred free slot until the table is
-// full. Weights are honoured by credit: each round a backend earns its weight and claims one slot
-// per `max_weight` of credit, so slot shares are proportional to weights. M is a prime at least
-// 100 x the number of backends (the paper's rule for <1% imbalance), which also keeps the
-// fraction of flows that move when one of N backends leaves close to 1/N.
+// The simulator's Maglev lookup table for select groups; the builder and its design are in
+// nicflow/flowtables/maglev.h (shared with the FPGA image so both pick the same bucket).
 //
 // Lookup is one multiply-shift and one array read.
 #pragma once
@@ -17,19 +10,13 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "nicflow/flowtables/maglev.h"
 
 namespace nicflow::sim {
 
-struct MaglevBackend {
-  uint64_t key_hash = 0;  ///< hash of the backend's stable identity (see HashLabel)
-  uint32_t weight = 1;    ///< 0: never chosen
-};
-
-/// A stable 64-bit hash of a label (FNV-1a then a mixer; independent of process and platform).
-uint64_t HashLabel(std::string_view label);
-
-/// The smallest prime in our size list that is >= 100 * backends (at least 251).
-uint32_t MaglevTableSize(size_t backends);
+using flowtables::HashLabel;
+using flowtables::MaglevBackend;
+using flowtables::MaglevTableSize;
 
 class MaglevTable {
  public:
@@ -39,7 +26,7 @@ class MaglevTable {
   /// As Build, into this table (its buffer is reused when large enough). Same slots as Build.
   void Rebuild(std::span<const MaglevBackend> backends, uint32_t table_size = 0);
 
-  static constexpr uint32_t kNone = 0xffffffffu;
+  static constexpr uint32_t kNone = flowtables::kMaglevEmpty;
   /// The backend index for a flow hash.
   uint32_t Pick(uint64_t flow_hash) const noexcept {
     if (slots_.empty()) return kNone;
