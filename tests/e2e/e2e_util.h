@@ -192,8 +192,20 @@ inline std::string TcpWho(const std::string& ip, uint16_t port, int timeout_ms) 
 }
 
 /// One datagram from a new socket (a new flow); the answering pod or "".
-inline std::string UdpWho(const std::string& ip, uint16_t port, int timeout_ms) {
+// `src_port` 0 lets the kernel pick an ephemeral port, which it may hand out again while the
+// simulator's conntrack still holds the earlier flow; tests that count new flows pass their own.
+inline std::string UdpWho(const std::string& ip, uint16_t port, int timeout_ms,
+                          uint16_t src_port = 0) {
   const int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+  if (src_port != 0) {
+    sockaddr_in local{};
+    local.sin_family = AF_INET;
+    local.sin_port = htons(src_port);
+    if (bind(s, reinterpret_cast<sockaddr*>(&local), sizeof(local)) != 0) {
+      close(s);
+      return "";
+    }
+  }
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
