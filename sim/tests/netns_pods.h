@@ -132,8 +132,8 @@ auto InNetns(const std::string& netns, Fn fn) {
   });
 }
 
-/// Connects over TCP to ip:port within timeout_ms, sends "ping", expects "pong".
-inline bool TcpPingPong(const std::string& ip, uint16_t port, int timeout_ms) {
+/// Connects over TCP within `timeout_ms`; the fd (blocking again) or -1.
+inline int TcpConnect(const std::string& ip, uint16_t port, int timeout_ms) {
   const int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
   sockaddr_in a{};
   a.sin_family = AF_INET;
@@ -146,10 +146,18 @@ inline bool TcpPingPong(const std::string& ip, uint16_t port, int timeout_ms) {
   if (poll(&p, 1, timeout_ms) != 1 || getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
       err != 0) {
     close(s);
-    return false;
+    return -1;
   }
+  fcntl(s, F_SETFL, 0);
+  return s;
+}
+
+/// Connects over TCP to ip:port within timeout_ms, sends "ping", expects "pong".
+inline bool TcpPingPong(const std::string& ip, uint16_t port, int timeout_ms) {
+  const int s = TcpConnect(ip, port, timeout_ms);
+  if (s < 0) return false;
   bool ok = send(s, "ping", 4, MSG_NOSIGNAL) == 4;
-  p = {s, POLLIN, 0};
+  pollfd p{s, POLLIN, 0};
   char buf[8] = {};
   ok = ok && poll(&p, 1, timeout_ms) == 1 && recv(s, buf, sizeof(buf), 0) == 4 &&
        std::string(buf, 4) == "pong";

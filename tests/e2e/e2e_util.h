@@ -152,25 +152,7 @@ inline nlohmann::json CliJson(const std::string& cli, const std::string& args) {
 
 // ---- sockets in pod namespaces (a socket stays in the namespace it was created in) ----
 
-/// Connects over TCP within `timeout_ms`; the fd (blocking, SO_RCVTIMEO set) or -1.
-inline int TcpConnect(const std::string& ip, uint16_t port, int timeout_ms) {
-  const int s = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  inet_pton(AF_INET, ip.c_str(), &a.sin_addr);
-  connect(s, reinterpret_cast<sockaddr*>(&a), sizeof(a));
-  pollfd p{s, POLLOUT, 0};
-  int err = -1;
-  socklen_t len = sizeof(err);
-  if (poll(&p, 1, timeout_ms) != 1 || getsockopt(s, SOL_SOCKET, SO_ERROR, &err, &len) != 0 ||
-      err != 0) {
-    close(s);
-    return -1;
-  }
-  fcntl(s, F_SETFL, 0);
-  return s;
-}
+using sim::testing::TcpConnect;
 
 /// Sends "who" on a connected socket and returns the answer (the server pod's name), "" when
 /// none came within `timeout_ms`.
