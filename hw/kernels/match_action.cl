@@ -312,7 +312,10 @@ void nf_lookup_exact(__global const uint* img, uint d, const uint* kv, uint pres
       if (!(img[at + NF_HASH_FLAGS] & NF_VALID)) continue;
       uint eq = 1;
       for (uint w = 0; w < NF_MAX_KEY_WORDS; w++) { /* HLS: UNROLL */
-        if ((wm & (1u << w)) && img[at + NF_HASH_KEY + w] != kv[w]) eq = 0;
+        if ((wm & (1u << w)) && img[at + NF_HASH_KEY + w] != kv[w]) {
+          eq = 0;
+          break; /* a sequential device stops reading; unrolled hardware compares all at once */
+        }
       }
       if (eq) nf_offer(b, (int)img[at + NF_HASH_PRIORITY], img[at + NF_HASH_ACTION]);
     }
@@ -351,8 +354,12 @@ void nf_lookup_lpm(__global const uint* img, uint d, const uint* kv, uint presen
         uint fl = img[at + NF_LPM_FLAGS];
         if (!(fl & NF_VALID) || (fl & 0xffu) != (uint)len) continue;
         uint eq = 1;
-        for (uint j = 0; j < 4; j++) {
-          if (j < nw && img[at + NF_LPM_VALUE + j] != hk[1 + j]) eq = 0;
+        for (uint j = 0; j < 4; j++) { /* HLS: UNROLL */
+          if (j >= nw) break;
+          if (img[at + NF_LPM_VALUE + j] != hk[1 + j]) {
+            eq = 0;
+            break;
+          }
         }
         if (eq) {
           nf_offer(b, (int)img[at + NF_LPM_PRIORITY], img[at + NF_LPM_ACTION]);
@@ -398,6 +405,7 @@ void nf_lookup_tcam(__global const uint* img, uint d, const uint* kv, uint prese
       } else if ((kv[w] & m) != v) {
         ok = 0;
       }
+      if (!ok) break; /* the row cannot match: the rest of its words need not be read */
     }
     if (ok) nf_offer(b, (int)img[at + NF_TCAM_PRIORITY], img[at + NF_TCAM_ACTION]);
   }
@@ -471,7 +479,10 @@ uint nf_ct_find(__global const uint* ct, const uint* t) {
       if (!(ct[at + NF_CT_FLAGS] & NF_VALID)) continue;
       uint eq = 1;
       for (uint w = 0; w < NF_CT_KEY_WORDS; w++) { /* HLS: UNROLL */
-        if (ct[at + 1 + w] != t[w]) eq = 0;
+        if (ct[at + 1 + w] != t[w]) {
+          eq = 0;
+          break;
+        }
       }
       if (eq) return at;
     }
@@ -668,6 +679,7 @@ typedef struct {
 typedef struct {
   uint have_orig;
   uint orig[NF_CT_KEY_WORDS];
+  uint orig_missed; /* the lookup that set `orig` found no slot (the table is fixed in a batch) */
   uint committed;
 } nf_ctx;
 
@@ -740,6 +752,11 @@ void nf_ct_lookup(nf_pkt* k, nf_ctx* c, uint zone, __global uint* ct, uint now_s
   }
   uint state = NF_CT_TRK;
   uint slot = nf_ct_find(ct, t);
+  if (slot == NF_NO_SLOT && c->have_orig && !c->orig_missed) {
+    uint same = 1;
+    for (uint w = 0; w < NF_CT_KEY_WORDS; w++) same &= c->orig[w] == t[w] ? 1u : 0u;
+    c->orig_missed = same;
+  }
   if (slot != NF_NO_SLOT) {
     if (nf_ct_track(ct, slot, k, now_s)) {
       state |= NF_CT_EST | ((ct[slot + NF_CT_FLAGS] & 1u) ? NF_CT_RPL : 0u);
@@ -767,7 +784,10 @@ uint nf_ct_commit(nf_pkt* k, nf_ctx* c, uint zone, __global const uint* ct, __gl
     nf_tuple_of(k->f0, k, zone, orig);
   }
   orig[0] = (orig[0] & 0xffffu) | zone << 16;
-  if (c->committed || nf_ct_find(ct, orig) != NF_NO_SLOT) return 1;
+  if (c->committed) return 1;
+  /* The host only writes the table between batches: a tuple conntrack just missed is still not
+   * there, and a new connection is not looked up a second time. */
+  if (!(c->orig_missed && orig[0] == c->orig[0]) && nf_ct_find(ct, orig) != NF_NO_SLOT) return 1;
   nf_tuple(k, zone, x);
   nf_reverse(x, r);
   if (!(res[NF_R_FLAGS] & NF_RF_SNAT_ALLOC) && nf_ct_find(ct, r) != NF_NO_SLOT) {
@@ -1032,6 +1052,7 @@ __kernel void nf_match_action(__global const uint* restrict img0,
 
   nf_ctx c;
   c.have_orig = 0;
+  c.orig_missed = 0;
   c.committed = 0;
   nf_step st;
   st.flow = NF_FLOW_NEXT;

@@ -355,6 +355,10 @@ absl::Status FpgaPipeline::ProcessBatch(std::span<FpgaPacket> packets) {
         stale_lens.push_back(static_cast<uint32_t>(p.frame.size()));
         continue;
       }
+      // clear() frees a large set: size it once for the batch's commits, not by doubling.
+      if ((r[NF_R_FLAGS] & NF_RF_COMMIT) && batch_tuples_.empty()) {
+        batch_tuples_.reserve(2 * (todo.size() - k));
+      }
       ct_->ClearLastCommit();
       Finish(p, r, k, now);
       NoteBatchState(r, p);

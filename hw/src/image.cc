@@ -19,11 +19,19 @@ uint32_t TableWords(const ImageGeometry& g) {
          g.lpm_buckets_per_table * NF_HASH_BUCKET_SLOTS * NF_LPM_SLOT_WORDS;
 }
 
-uint32_t Crc32cByte(uint32_t crc, uint8_t b) {
-  crc ^= b;
-  for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (NF_CRC32C_POLY & (0u - (crc & 1u)));
-  return crc;
-}
+// The byte table of the reflected CRC-32C (the kernel's nf_crc_table): one lookup per byte
+// instead of eight shift steps. The host hashes two tuples per new connection (free-slot search).
+struct CrcTable {
+  uint32_t t[256];
+  constexpr CrcTable() : t{} {
+    for (uint32_t b = 0; b < 256; ++b) {
+      uint32_t crc = b;
+      for (int k = 0; k < 8; ++k) crc = (crc >> 1) ^ (NF_CRC32C_POLY & (0u - (crc & 1u)));
+      t[b] = crc;
+    }
+  }
+};
+constexpr CrcTable kCrc;
 
 }  // namespace
 
@@ -59,7 +67,7 @@ std::string_view UnitName(Unit u) {
 uint32_t ImageHash(std::span<const uint32_t> words, uint32_t seed) noexcept {
   uint32_t crc = seed;
   for (uint32_t w : words) {
-    for (int i = 0; i < 4; ++i) crc = Crc32cByte(crc, static_cast<uint8_t>(w >> (8 * i)));
+    for (int i = 0; i < 4; ++i) crc = kCrc.t[(crc ^ (w >> (8 * i))) & 0xffu] ^ (crc >> 8);
   }
   return crc;
 }
