@@ -304,8 +304,10 @@ void nf_lookup_exact(__global const uint* img, uint d, const uint* kv, uint pres
   }
   uint h = nf_hash(hk, n, (d - NF_HDR_TABLES) / NF_TABLE_DESC_WORDS) & (buckets - 1);
   uint base = img[d + NF_TD_HASH_BASE];
+  uint probes = img[d + NF_TD_HASH_PROBES]; /* no valid slot lies deeper */
   for (uint p = 0; p < NF_HASH_MAX_PROBE; p++) {
     /* HLS: UNROLL (the probed buckets are read in parallel from a wide memory port) */
+    if (p >= probes) break;
     uint bucket = (h + p) & (buckets - 1);
     for (uint s = 0; s < NF_HASH_BUCKET_SLOTS; s++) { /* HLS: UNROLL */
       uint at = base + (bucket * NF_HASH_BUCKET_SLOTS + s) * NF_HASH_SLOT_WORDS;
@@ -333,6 +335,7 @@ void nf_lookup_lpm(__global const uint* img, uint d, const uint* kv, uint presen
   uint maxlen = 32 * nw;
   uint base = img[d + NF_TD_LPM_BASE];
   uint seed = 0x4c500000u | ((d - NF_HDR_TABLES) / NF_TABLE_DESC_WORDS);
+  uint probes = img[d + NF_TD_LPM_PROBES]; /* no valid slot lies deeper */
   /* Longest prefix first. HLS: PIPELINE over lengths; an RTL design would test all lengths in
    * parallel (one hash probe per length) and priority-encode. */
   for (int len = 128; len >= 0; len--) {
@@ -348,6 +351,7 @@ void nf_lookup_lpm(__global const uint* img, uint d, const uint* kv, uint presen
     uint h = nf_hash(hk, 1 + nw, seed) & (buckets - 1);
     uint hit = 0;
     for (uint p = 0; p < NF_HASH_MAX_PROBE; p++) { /* HLS: UNROLL */
+      if (p >= probes) break;
       uint bucket = (h + p) & (buckets - 1);
       for (uint s = 0; s < NF_HASH_BUCKET_SLOTS; s++) { /* HLS: UNROLL */
         uint at = base + (bucket * NF_HASH_BUCKET_SLOTS + s) * NF_LPM_SLOT_WORDS;

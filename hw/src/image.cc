@@ -95,6 +95,13 @@ void TableImage::State::Zero(uint32_t at, uint32_t n) {
   MarkDirty(at, at + n);
 }
 
+void TableImage::State::CountProbe(uint32_t desc_word, uint32_t* at_probe, uint32_t p, int delta) {
+  at_probe[p] = static_cast<uint32_t>(static_cast<int>(at_probe[p]) + delta);
+  uint32_t depth = NF_HASH_MAX_PROBE;
+  while (depth > 0 && at_probe[depth - 1] == 0) --depth;
+  if (w[desc_word] != depth) Set(desc_word, depth);
+}
+
 void TableImage::State::MarkDirty(uint32_t begin, uint32_t end) {
   if (!dirty.empty() && dirty.back().end >= begin && dirty.back().begin <= end) {
     dirty.back().begin = std::min(dirty.back().begin, begin);

@@ -181,7 +181,7 @@ absl::Status TableImage::State::AddEntry(const Entry& e) {
     new_slots.pop_back();
     return st;
   }
-  EntryPlace place{Unit::kTcam, 0, slot, e};
+  EntryPlace place{Unit::kTcam, 0, slot, 0, e};
   bool placed = false;
   const uint32_t prio = static_cast<uint32_t>(e.priority);
   if (t.hash_buckets != 0 && enc.required == t.hash_fields && enc.full_fields == t.hash_fields) {
@@ -201,8 +201,9 @@ absl::Status TableImage::State::AddEntry(const Entry& e) {
         Set(at + NF_HASH_PRIORITY, prio);
         Set(at + NF_HASH_ACTION, slot);
         Set(at + NF_HASH_FLAGS, NF_VALID);  // valid last, as the device must write it
-        place.unit = Unit::kExact, place.row = at, placed = true;
+        place.unit = Unit::kExact, place.row = at, place.probe = p, placed = true;
         ++t.hash_count;
+        CountProbe(t.desc + NF_TD_HASH_PROBES, t.hash_at_probe, p, +1);
       }
     }
   }
@@ -222,7 +223,8 @@ absl::Status TableImage::State::AddEntry(const Entry& e) {
         Set(at + NF_LPM_PRIORITY, prio);
         Set(at + NF_LPM_ACTION, slot);
         Set(at + NF_LPM_FLAGS, NF_VALID | static_cast<uint32_t>(enc.lpm_len));
-        place.unit = Unit::kLpm, place.row = at, placed = true;
+        place.unit = Unit::kLpm, place.row = at, place.probe = p, placed = true;
+        CountProbe(t.desc + NF_TD_LPM_PROBES, t.lpm_at_probe, p, +1);
         t.lpm_prios[enc.lpm_len].insert(e.priority);
         const uint32_t lens = t.desc + NF_TD_LPM_LENS + enc.lpm_len / 32;
         Set(lens, w[lens] | 1u << (enc.lpm_len % 32));
@@ -277,10 +279,12 @@ absl::Status TableImage::State::DeleteEntry(const Entry& e) {
     case Unit::kExact:
       Zero(p.row, NF_HASH_SLOT_WORDS);
       --t.hash_count;
+      CountProbe(t.desc + NF_TD_HASH_PROBES, t.hash_at_probe, p.probe, -1);
       break;
     case Unit::kLpm: {
       const int len = static_cast<int>(w[p.row + NF_LPM_FLAGS] & 0xffu);
       Zero(p.row, NF_LPM_SLOT_WORDS);
+      CountProbe(t.desc + NF_TD_LPM_PROBES, t.lpm_at_probe, p.probe, -1);
       auto& prios = t.lpm_prios[len];
       prios.erase(prios.find(p.entry.priority));
       if (prios.empty()) {

@@ -33,12 +33,14 @@ struct TableLayout {
   uint32_t hash_fields = 0;  ///< field bitmap of the exact unit's key set (0: no unit)
   uint32_t hash_wordmask = 0;
   uint32_t hash_count = 0;
+  uint32_t hash_at_probe[NF_HASH_MAX_PROBE] = {};  ///< valid slots by probe distance
 
   uint32_t lpm_base = 0;
   uint32_t lpm_buckets = 0;
   int lpm_key = -1;                                 ///< index into keys (-1: no unit)
   std::map<int, std::multiset<int32_t>> lpm_prios;  ///< prefix length -> priorities present
   uint32_t lpm_count = 0;
+  uint32_t lpm_at_probe[NF_HASH_MAX_PROBE] = {};
 
   int KeyIndex(flowtables::Field f) const;
 };
@@ -47,6 +49,7 @@ struct EntryPlace {
   Unit unit = Unit::kTcam;
   uint32_t row = 0;  ///< word offset of the row or slot
   uint32_t slot = NF_NO_SLOT;
+  uint32_t probe = 0;  ///< exact/LPM: buckets past the home bucket
   flowtables::Entry entry;
 };
 
@@ -88,6 +91,9 @@ struct TableImage::State {
     MarkDirty(at, at + 1);
   }
   void Zero(uint32_t at, uint32_t n);
+  /// A valid exact/LPM slot added (+1) or removed (-1) at probe distance `p`: keeps the
+  /// descriptor's probe word (NF_TD_HASH_PROBES / NF_TD_LPM_PROBES) at 1 + the deepest in use.
+  void CountProbe(uint32_t desc_word, uint32_t* at_probe, uint32_t p, int delta);
   void MarkDirty(uint32_t begin, uint32_t end);
 
   // Allocation.

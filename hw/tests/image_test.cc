@@ -3,6 +3,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <span>
+
 #include "image_internal.h"
 #include "nicflow/flowtables/pipeline.h"
 #include "nicflow/hw/image_format.h"
@@ -126,6 +129,73 @@ TEST(TableImage, FailedApplyLeavesTheImageAsItWas) {
     ASSERT_EQ(before[i], after[i]) << "word " << i;
   }
   EXPECT_EQ((*img)->program().EntryCount(), a.EntryCount());
+}
+
+// Each table's probe words (NF_TD_HASH_PROBES, NF_TD_LPM_PROBES) must be 1 + the deepest probe
+// distance of a valid slot of the unit (0 when empty): the kernel probes no further. Returns the
+// deepest word seen.
+uint32_t ExpectProbeWordsExact(std::span<const uint32_t> w) {
+  uint32_t deepest = 0;
+  for (uint32_t t = 0; t < NF_MAX_TABLES; ++t) {
+    const uint32_t d = NF_HDR_TABLES + t * NF_TABLE_DESC_WORDS;
+    if (const uint32_t buckets = w[d + NF_TD_HASH_BUCKETS]; buckets != 0) {
+      uint32_t want = 0;
+      for (uint32_t slot = 0; slot < buckets * NF_HASH_BUCKET_SLOTS; ++slot) {
+        const uint32_t at = w[d + NF_TD_HASH_BASE] + slot * NF_HASH_SLOT_WORDS;
+        if (!(w[at + NF_HASH_FLAGS] & NF_VALID)) continue;
+        uint32_t k[NF_MAX_KEY_WORDS];
+        uint32_t n = 0;
+        for (uint32_t wi = 0; wi < NF_MAX_KEY_WORDS; ++wi) {
+          if (w[d + NF_TD_HASH_WORDMASK] & (1u << wi)) k[n++] = w[at + NF_HASH_KEY + wi];
+        }
+        const uint32_t home = ImageHash({k, n}, t) & (buckets - 1);
+        want = std::max(want, ((slot / NF_HASH_BUCKET_SLOTS - home) & (buckets - 1)) + 1);
+      }
+      EXPECT_EQ(w[d + NF_TD_HASH_PROBES], want) << "table " << t << " exact unit";
+      deepest = std::max(deepest, want);
+    }
+    if (const uint32_t buckets = w[d + NF_TD_LPM_BUCKETS]; buckets != 0) {
+      const uint32_t nw = NF_KEY_NWORDS(w[d + NF_TD_KEYS + w[d + NF_TD_LPM_KEY]]);
+      uint32_t want = 0;
+      for (uint32_t slot = 0; slot < buckets * NF_HASH_BUCKET_SLOTS; ++slot) {
+        const uint32_t at = w[d + NF_TD_LPM_BASE] + slot * NF_LPM_SLOT_WORDS;
+        if (!(w[at + NF_LPM_FLAGS] & NF_VALID)) continue;
+        uint32_t k[5] = {w[at + NF_LPM_FLAGS] & 0xffu, 0, 0, 0, 0};
+        for (uint32_t j = 0; j < nw; ++j) k[1 + j] = w[at + NF_LPM_VALUE + j];
+        const uint32_t home = ImageHash({k, 1 + nw}, 0x4c500000u | t) & (buckets - 1);
+        want = std::max(want, ((slot / NF_HASH_BUCKET_SLOTS - home) & (buckets - 1)) + 1);
+      }
+      EXPECT_EQ(w[d + NF_TD_LPM_PROBES], want) << "table " << t << " LPM unit";
+      deepest = std::max(deepest, want);
+    }
+  }
+  return deepest;
+}
+
+TEST(TableImage, ProbeWordsFollowInsertsDeletesAndRollback) {
+  // Host routes into an exact unit of 4 buckets (16 slots) until one lands past its home bucket.
+  int spilled = 0;
+  for (int n = 1; n <= 16 && spilled == 0; ++n) {
+    auto img = TableImage::Create(SmallGeometry(), ForwardProgram(n));
+    ASSERT_TRUE(img.ok()) << img.status();
+    if (ExpectProbeWordsExact((*img)->words()) >= 2) spilled = n;
+  }
+  ASSERT_GT(spilled, 0) << "no entry past its home bucket";
+  const ft::Program full = ForwardProgram(spilled);
+  const ft::Program few = ForwardProgram(1);
+  auto img = TableImage::Create(SmallGeometry(), few);
+  ASSERT_TRUE(img.ok()) << img.status();
+  ASSERT_TRUE((*img)->Apply(*ft::Diff(few, full)).ok());
+  EXPECT_GE(ExpectProbeWordsExact((*img)->words()), 2u);
+  ASSERT_TRUE((*img)->Apply(*ft::Diff(full, few)).ok());
+  EXPECT_EQ(ExpectProbeWordsExact((*img)->words()), 1u);
+  ASSERT_TRUE((*img)->Apply(*ft::Diff(few, full)).ok());
+  EXPECT_GE(ExpectProbeWordsExact((*img)->words()), 2u);
+  // A delta that does not fit leaves every word, the probe words included, as it was.
+  const std::vector<uint32_t> before((*img)->words().begin(), (*img)->words().end());
+  EXPECT_FALSE((*img)->Apply(*ft::Diff(full, ForwardProgram(60))).ok());
+  EXPECT_TRUE(std::equal(before.begin(), before.end(), (*img)->words().begin()));
+  ExpectProbeWordsExact((*img)->words());
 }
 
 TEST(TableImage, RangeWiderThanAWordIsUnimplemented) {

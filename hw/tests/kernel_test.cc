@@ -293,6 +293,67 @@ TEST(Kernel, UpdateIsDoubleBufferedAndWritesOnlyChangedWords) {
   EXPECT_EQ(pk.result.out_port->ToString(), "vf:ns/a");
 }
 
+// Host routes past their home bucket: the lookup probes as deep as the table's probe word says,
+// so every one is found, also after deletes lower the word. The addresses vary in three bytes:
+// CRC-32C is linear, so addresses differing only in the last byte fill the buckets evenly.
+std::string PodAddress(int i) {
+  return "10." + std::to_string((i * 57 + 5) % 253) + "." + std::to_string((i * 97 + 13) % 251) +
+         "." + std::to_string(1 + i % 250);
+}
+
+ft::Program ManyHostRoutes(int pods) {
+  ft::ProgramBuilder b;
+  b.AddPort({{ft::PortRef::Kind::kHost, ""}, {Ip("192.168.1.1")}});
+  for (int i = 0; i < pods; ++i) {
+    const std::string ip = PodAddress(i);
+    b.AddPort({Vf("ns/p" + std::to_string(i)), {Ip(ip)}});
+    b.AddEntry(ft::kTableForward, 32, {ft::MatchDstPrefix(Prefix(ip + "/32"))},
+               {ft::OutputAction{Vf("ns/p" + std::to_string(i))}}, kOrigin);
+  }
+  b.AddEntry(ft::kTableForward, 8, {ft::MatchDstPrefix(Prefix("10.0.0.0/8"))},
+             {ft::OutputAction{{ft::PortRef::Kind::kHost, ""}}}, kOrigin);
+  auto p = std::move(b).Finish();
+  EXPECT_TRUE(p.ok()) << p.status();
+  return *p;
+}
+
+TEST(Kernel, ExactEntriesPastTheirHomeBucketAreFound) {
+  constexpr int kPods = 200;  // 200 of the test geometry's 256 exact slots: buckets overflow
+  const ft::Program full = ManyHostRoutes(kPods);
+  Pair pair(full);
+  const uint32_t probes =
+      pair.fpga()
+          .image()
+          .words()[NF_HDR_TABLES + ft::kTableForward * NF_TABLE_DESC_WORDS + NF_TD_HASH_PROBES];
+  EXPECT_GE(probes, 2u) << "no entry past its home bucket";
+  std::vector<Frame> frames;
+  for (int i = 0; i < kPods; ++i) {
+    const std::string ip = PodAddress(i);
+    frames.push_back(MakeFrame(ip, Spec(sim::kProtoUdp, "10.1.1.1", 7, ip, 53), 0));
+  }
+  std::vector<FpgaResult> hr;
+  pair.Compare(frames, 64, &hr);
+  ASSERT_EQ(hr.size(), frames.size());
+  for (int i = 0; i < kPods; ++i) {
+    ASSERT_TRUE(hr[i].out_port.has_value()) << frames[i].name;
+    EXPECT_EQ(hr[i].out_port->ToString(), "vf:ns/p" + std::to_string(i)) << frames[i].name;
+  }
+  // Delete most routes (the probe word may drop); the rest still match, the deleted go to host.
+  const ft::Program few = ManyHostRoutes(20);
+  auto d = ft::Diff(full, few);
+  ASSERT_TRUE(d.ok());
+  ASSERT_TRUE(pair.sim().Apply(*d).ok());
+  ASSERT_TRUE(pair.fpga().Apply(*d).ok());
+  hr.clear();
+  pair.Compare(frames, 64, &hr);
+  ASSERT_EQ(hr.size(), frames.size());
+  for (int i = 0; i < kPods; ++i) {
+    ASSERT_TRUE(hr[i].out_port.has_value()) << frames[i].name;
+    EXPECT_EQ(hr[i].out_port->ToString(), i < 20 ? "vf:ns/p" + std::to_string(i) : "host")
+        << frames[i].name;
+  }
+}
+
 TEST(Kernel, MalformedFramesAreParseErrorsLikeTheSimulator) {
   Pair pair(ForwardProgram());
   Frame good = MakeFrame("good", Spec(sim::kProtoTcp, "10.1.1.1", 1, "10.244.1.10", 80), 1);

@@ -101,6 +101,11 @@ typedef uint32_t nf_u32;
 #define NF_TD_LPM_KEY 20     /* index (0..key_count-1) of the LPM key */
 #define NF_TD_LPM_LENS 21    /* 5 words: bit L set when some LPM entry has prefix length L */
 #define NF_TD_COUNTER 26     /* index of the table's hit/miss counter pair */
+/* Buckets a lookup probes from the home bucket (0..NF_HASH_MAX_PROBE): 1 + the deepest probe at
+ * which the unit holds a valid slot, 0 when empty. Kept exact by the host on every insert and
+ * delete; a device probing all NF_HASH_MAX_PROBE buckets is also correct. */
+#define NF_TD_HASH_PROBES 27
+#define NF_TD_LPM_PROBES 28
 #define NF_TABLE_DESC_WORDS 32
 
 /* Header words. */
