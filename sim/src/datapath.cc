@@ -211,8 +211,8 @@ Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
   return {};
 }
 
-Step RunPipeline(SimNic::State& s, Exec& x, uint64_t now) noexcept {
-  TableId t = 0;
+Step RunPipeline(SimNic::State& s, Exec& x, uint64_t now, TableId start = 0) noexcept {
+  TableId t = start;
   while (t < s.tables.size()) {
     CTable& tab = s.tables[t];
     ++tab.counters.packets;
@@ -234,8 +234,11 @@ Step RunPipeline(SimNic::State& s, Exec& x, uint64_t now) noexcept {
     } else {
       ++tab.counters.misses;
     }
-    const Step st = RunActions(s, x, *list, now);
-    if (st.flow == Flow::kDone) return st;
+    Step st = RunActions(s, x, *list, now);
+    if (st.flow == Flow::kDone) {
+      if (st.verdict == Verdict::kPunt) st.table = t;  // where the software path resumes
+      return st;
+    }
     if (st.flow == Flow::kNext || st.table <= t) break;  // fell off (or a bucket's goto back)
     t = st.table;
   }
@@ -433,7 +436,8 @@ bool Replay(State& s, Exec& x, const FlowCacheEntry& e, uint64_t now, Step& st) 
 Step Interpret(State& s, Exec& x, const FlowKey& key, uint64_t hash, uint64_t now) noexcept {
   const Step st = RunPipeline(s, x, now);
   if (!s.flow_cache.enabled()) return st;
-  if (!x.rec.cacheable || st.verdict == Verdict::kReject) {
+  // A punt is not cached: a replay could not hand over the registers the software path needs.
+  if (!x.rec.cacheable || st.verdict == Verdict::kReject || st.verdict == Verdict::kPunt) {
     ++s.flow_cache.stats.uncacheable;
     return st;
   }
@@ -455,13 +459,19 @@ Step Interpret(State& s, Exec& x, const FlowKey& key, uint64_t hash, uint64_t no
 
 // Applies the verdict to the frame and the counters.
 PacketResult Egress(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, Exec& x,
-                    const Step& st) noexcept {
+                    const Step& st, PuntState* punt) noexcept {
   PacketResult res;
   switch (st.verdict) {
     case Verdict::kDrop:
       return CountDrop(s, res, st.reason);
     case Verdict::kPunt:
       ++s.counters.punted;
+      if (punt != nullptr) {
+        punt->table = st.table;
+        punt->fields = x.f;
+        punt->have_orig = x.have_orig;
+        punt->orig = x.orig;
+      }
       break;
     case Verdict::kForward:
       RewriteAddressesAndPorts(buf.first(len), x.pkt, x.orig_l34, x.f);
@@ -489,7 +499,7 @@ PacketResult Egress(State& s, std::span<uint8_t> buf, size_t& len, PortId in_por
 // A parsed frame through the cache or the tables, then out. `key` and `hash` are the frame's
 // flow key when the cache is enabled.
 PacketResult Run(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, Exec& x,
-                 const FlowKey& key, uint64_t hash, uint64_t now) noexcept {
+                 const FlowKey& key, uint64_t hash, uint64_t now, PuntState* punt) noexcept {
   Step st;
   if (!s.flow_cache.enabled()) {
     st = RunPipeline(s, x, now);
@@ -502,12 +512,40 @@ PacketResult Run(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, 
       st = Interpret(s, x, key, hash, now);
     }
   }
-  return Egress(s, buf, len, in_port, x, st);
+  return Egress(s, buf, len, in_port, x, st, punt);
 }
 
 }  // namespace
 
-PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in_port) noexcept {
+PacketResult SimNic::ResumeFrame(std::span<uint8_t> buf, size_t& len, PortId in_port,
+                                 const PuntState& state) noexcept {
+  State& s = *s_;
+  const uint64_t now = s.clock->NowNs();
+  Exec x;
+  PacketResult res;
+  if (!Ingress(s, buf.first(len), in_port, x, res)) return res;
+  if (state.table >= s.tables.size()) return CountDrop(s, res, DropReason::kFellOff);
+  // The frame is as the punting device received it (orig_l34 is right); the fields carry what
+  // that device's actions did, with this device's id of the input port.
+  const U128 in = x.f.get(Field::kInPort);
+  x.f = state.fields;
+  x.f.set(Field::kInPort, in);
+  x.have_orig = state.have_orig;
+  x.orig = state.orig;
+  const Step st = RunPipeline(s, x, now, state.table);
+  return Egress(s, buf, len, in_port, x, st, nullptr);
+}
+
+bool SimNic::OwnsConnection(std::span<const uint8_t> frame) const noexcept {
+  const State& s = *s_;
+  if (s.ct->size() == 0) return false;
+  ParsedPacket p;
+  if (ParsePacket(frame, p) != ParseError::kNone) return false;
+  return s.ct->Peek(TupleOf(p.fields, p, 0), s.clock->NowNs()).has_value();
+}
+
+PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in_port,
+                                  PuntState* punt) noexcept {
   State& s = *s_;
   const uint64_t now = s.clock->NowNs();
   Exec x;
@@ -519,7 +557,7 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
     key = KeyOf(s, x.pkt, in_port);
     hash = key.Hash();
   }
-  return Run(s, buf, len, in_port, x, key, hash, now);
+  return Run(s, buf, len, in_port, x, key, hash, now, punt);
 }
 
 namespace {
@@ -632,7 +670,7 @@ void SimNic::ProcessBatch(PacketBatch& b) noexcept {
       const size_t k = base + i;
       size_t len = b.len_[k];
       b.results_[k] = Run(s, {b.data_.data() + k * b.max_frame_, b.max_frame_}, len, b.in_port_[k],
-                          xs[i], keys[i], hashes[i], now);
+                          xs[i], keys[i], hashes[i], now, &b.punts_[k]);
       b.len_[k] = static_cast<uint32_t>(len);
     }
   }

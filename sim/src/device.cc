@@ -34,7 +34,8 @@ PacketBatch::PacketBatch(size_t capacity, size_t max_frame_bytes)
       data_(capacity * max_frame_bytes),
       len_(capacity),
       in_port_(capacity),
-      results_(capacity) {}
+      results_(capacity),
+      punts_(capacity) {}
 
 bool PacketBatch::Add(std::span<const uint8_t> frame, PortId in_port) {
   if (size_ == in_port_.size() || frame.size() > max_frame_) return false;

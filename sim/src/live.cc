@@ -202,6 +202,65 @@ std::vector<uint8_t> BuildNeighbourReply(std::span<const uint8_t> req, const IpA
   return r;
 }
 
+// ---- SoftwareDatapath ----
+
+bool SoftwareDatapath::Owns(std::span<const uint8_t> frame) const noexcept {
+  return software_.has_program() && software_.OwnsConnection(frame);
+}
+
+std::optional<PortId> SoftwareDatapath::ToSoftware(PortId device_port) const {
+  if (device_port >= device_.ports().size()) return std::nullopt;
+  absl::StatusOr<PortId> p = software_.FindPortByName(device_.ports()[device_port].name);
+  if (!p.ok()) return std::nullopt;
+  return *p;
+}
+
+PacketResult SoftwareDatapath::ToDevice(PacketResult r) const {
+  if (r.out_port == kInvalidPort || r.out_port >= software_.ports().size()) return r;
+  absl::StatusOr<PortId> p = device_.FindPortByName(software_.ports()[r.out_port].name);
+  if (!p.ok()) {
+    r.verdict = Verdict::kDrop;
+    r.out_port = kInvalidPort;
+    return r;
+  }
+  r.out_port = *p;
+  return r;
+}
+
+PacketResult SoftwareDatapath::Steer(std::span<uint8_t> buf, size_t& len, PortId in_port) noexcept {
+  const std::optional<PortId> in = ToSoftware(in_port);
+  if (!in) {
+    ++stats_.unfinished;
+    return {};
+  }
+  ++stats_.steered;
+  return ToDevice(software_.ProcessFrame(buf, len, *in));
+}
+
+PacketResult SoftwareDatapath::Resume(std::span<uint8_t> buf, size_t& len, PortId in_port,
+                                      const PuntState& punt) noexcept {
+  const std::optional<PortId> in = ToSoftware(in_port);
+  if (!in || !software_.has_program()) {
+    ++stats_.unfinished;
+    return {};
+  }
+  ++stats_.resumed;
+  return ToDevice(software_.ResumeFrame(buf, len, *in, punt));
+}
+
+PacketResult SoftwareDatapath::Process(std::span<uint8_t> buf, size_t& len,
+                                       PortId in_port) noexcept {
+  if (Owns(buf.first(len))) return Steer(buf, len, in_port);
+  std::vector<uint8_t> received(buf.begin(), buf.begin() + static_cast<ptrdiff_t>(len));
+  PuntState punt;
+  const PacketResult r = device_.ProcessFrame(buf, len, in_port, &punt);
+  if (r.verdict != Verdict::kPunt) return r;
+  // A punting device leaves the frame as received; start from that copy all the same.
+  std::copy(received.begin(), received.end(), buf.begin());
+  len = received.size();
+  return Resume(buf, len, in_port, punt);
+}
+
 // ---- LiveDatapath ----
 
 struct LiveDatapath::Port {
@@ -308,6 +367,14 @@ absl::StatusOr<size_t> LiveDatapath::PollOnce(int timeout_ms) {
         ParsedPacket pp;
         if (ParsePacket(frame, pp) == ParseError::kNone) RecomputeChecksums(frame, pp);
       }
+      if (software_ != nullptr && software_->Owns(frame)) {
+        size_t len = frame.size();
+        const PacketResult res = software_->Steer(buf, len, p.id);
+        if (res.verdict == Verdict::kForward || res.verdict == Verdict::kReject) {
+          Transmit(res.out_port, {buf.data(), len});
+        }
+        continue;
+      }
       batch_.Add(frame, p.id);
     }
   }
@@ -316,6 +383,14 @@ absl::StatusOr<size_t> LiveDatapath::PollOnce(int timeout_ms) {
     const PacketResult& res = batch_.result(k);
     if (res.verdict == Verdict::kForward || res.verdict == Verdict::kReject) {
       Transmit(res.out_port, batch_.frame(k));
+    } else if (res.verdict == Verdict::kPunt && software_ != nullptr) {
+      const std::span<const uint8_t> frame = batch_.frame(k);
+      std::copy(frame.begin(), frame.end(), buf.begin());
+      size_t len = frame.size();
+      const PacketResult sw = software_->Resume(buf, len, batch_.in_port(k), batch_.punt(k));
+      if (sw.verdict == Verdict::kForward || sw.verdict == Verdict::kReject) {
+        Transmit(sw.out_port, {buf.data(), len});
+      }
     }
   }
   return received;

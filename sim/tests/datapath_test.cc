@@ -4,6 +4,7 @@
 
 #include "nicflow/sim/checksum.h"
 #include "nicflow/sim/device.h"
+#include "nicflow/sim/live.h"
 #include "test_programs.h"
 
 namespace nicflow::sim {
@@ -265,6 +266,103 @@ TEST_F(DatapathTest, BatchesRunEveryFrameInPlace) {
   EXPECT_GT(to_b, 16);
   EXPECT_LT(to_b, 48);
   EXPECT_EQ(nic_->conntrack().size(), 64u);
+}
+
+// A device that punts at `snat` (after the service DNAT and the conntrack lookup ran on it) and
+// the software path that finishes its punts give every packet of a connection, both directions,
+// the fate and the rewrites of the unsplit program on one device: ResumeFrame continues with the
+// device's registers and rewritten fields (the frame left the device as received), and commits
+// the tuple the device's lookup saw, so the reply is reverse-NATed to the Service address.
+TEST(SoftwareDatapath, PuntedPacketsContinueWhereTheDeviceStopped) {
+  const ft::Program whole =
+      testing::MiniProgram(kPods, "10.96.0.10", 80, {"10.0.2.1", "10.0.2.2"}, "10.0.1.9");
+  ft::Program split = whole;
+  split.entries[testing::kMiniSnat] = {
+      testing::MakeEntry(testing::kMiniSnat, INT32_MIN, {}, {ft::PuntAction{}}, "punt")};
+  auto reference = SimNic::Create(*BuiltinProfile("unlimited"));
+  auto device = SimNic::Create(*BuiltinProfile("unlimited"));
+  auto software = SimNic::Create(*BuiltinProfile("unlimited"));
+  ASSERT_TRUE(reference->Install(whole).ok());
+  ASSERT_TRUE(device->Install(split).ok());
+  SoftwareDatapath path(*device, *software);
+  struct Pkt {
+    std::string in;
+    std::string src;
+    uint16_t sp;
+    std::string dst;
+    uint16_t dp;
+    uint8_t flags;
+  };
+  auto run = [](auto&& process, const Pkt& k) {
+    PacketSpec s;
+    s.src = Ip(k.src);
+    s.dst = Ip(k.dst);
+    s.src_port = k.sp;
+    s.dst_port = k.dp;
+    s.tcp_flags = k.flags;
+    std::vector<uint8_t> f = *BuildPacket(s);
+    size_t len = f.size();
+    f.resize(2048);
+    PacketResult r = process(f, len);
+    f.resize(len);
+    return std::make_pair(r, f);
+  };
+  const Pkt syn{"uplink", "203.0.113.7", 40000, "10.96.0.10", 80, kTcpSyn};
+  // Before the software path has a program, a punt is dropped (and counted), not forwarded.
+  {
+    auto [r, f] =
+        run([&](std::vector<uint8_t>& b,
+                size_t& l) { return path.Process(b, l, *device->FindPortByName(syn.in)); },
+            syn);
+    EXPECT_EQ(r.verdict, Verdict::kDrop);
+    EXPECT_EQ(path.stats().unfinished, 1u);
+  }
+  ASSERT_TRUE(software->Install(whole).ok());
+
+  std::vector<Pkt> flow = {syn};
+  for (int round = 0; round < 3; ++round) {
+    const Pkt k = flow.back();
+    auto [want, want_frame] = run(
+        [&](std::vector<uint8_t>& b, size_t& l) {
+          return reference->ProcessFrame(b, l, *reference->FindPortByName(k.in));
+        },
+        k);
+    auto [got, got_frame] =
+        run([&](std::vector<uint8_t>& b,
+                size_t& l) { return path.Process(b, l, *device->FindPortByName(k.in)); },
+            k);
+    ASSERT_EQ(got.verdict, want.verdict) << "packet " << round;
+    EXPECT_EQ(got.out_port, want.out_port) << "packet " << round;
+    EXPECT_EQ(got_frame, want_frame) << "packet " << round << ": same rewrites, checksums";
+    ParsedPacket out;
+    ASSERT_EQ(ParsePacket(got_frame, out), ParseError::kNone);
+    if (round == 0) {
+      EXPECT_EQ(SrcAddr(out), Ip("203.0.113.7")) << "not masqueraded (to 10.0.0.0/8)";
+      const std::string backend = DstAddr(out).ToString();
+      EXPECT_TRUE(backend == "10.0.2.1" || backend == "10.0.2.2") << backend;
+      // The endpoint answers; then the client's ACK.
+      flow.push_back({backend == "10.0.2.1" ? "vf:ns/b" : "vf:ns/c", backend, 8080, "203.0.113.7",
+                      40000, static_cast<uint8_t>(kTcpSyn | kTcpAck)});
+    } else if (round == 1) {
+      EXPECT_EQ(SrcAddr(out), Ip("10.96.0.10")) << "reverse NAT to the Service address";
+      EXPECT_EQ(out.fields.get(Field::kL4Src).lo, 80u);
+      EXPECT_EQ(DstAddr(out), Ip("203.0.113.7"));
+      flow.push_back({"uplink", "203.0.113.7", 40000, "10.96.0.10", 80, kTcpAck});
+    }
+  }
+  EXPECT_EQ(device->counters().punted, 2u) << "the first SYN (twice), never the later packets";
+  EXPECT_EQ(path.stats().resumed, 1u);
+  EXPECT_EQ(path.stats().steered, 2u) << "the reply and the ACK belong to the software path";
+  EXPECT_EQ(software->conntrack().size(), 1u);
+  EXPECT_EQ(device->conntrack().size(), 0u);
+
+  // Another client's connection: punted and finished in software as well.
+  auto [r2, f2] =
+      run([&](std::vector<uint8_t>& b,
+              size_t& l) { return path.Process(b, l, *device->FindPortByName("uplink")); },
+          Pkt{"uplink", "203.0.113.8", 40001, "10.96.0.10", 80, kTcpSyn});
+  EXPECT_EQ(r2.verdict, Verdict::kForward);
+  EXPECT_EQ(path.stats().resumed, 2u);
 }
 
 }  // namespace

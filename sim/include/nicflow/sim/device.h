@@ -24,6 +24,9 @@
 // same with it as without it. ProcessBatch() parses a batch and probes the cache for all of its
 // frames first (prefetching what the hits will touch), then runs the frames strictly in order.
 //
+// A punted frame leaves as it was received, with a PuntState (table, fields, conntrack tuple);
+// ResumeFrame() continues it on a SimNic holding the whole program (the software path).
+//
 // Ports: PortId 0 is the host, 1 the uplink, VFs get ids from 2 in the order their pods are first
 // seen and keep them for the device's lifetime.
 //
@@ -89,6 +92,19 @@ struct PacketResult {
   PortId out_port = kInvalidPort;  ///< forward: output port; reject: the input port
 };
 
+/// What a device hands the host with a punted packet so the software datapath can continue
+/// exactly where the device stopped (SimNic::ResumeFrame): the table whose action punted, the
+/// field vector at that point (pipeline registers meta.*, ct_state, and the header fields as the
+/// actions so far rewrote them; the frame itself leaves a punting device as it was received) and
+/// the connection tuple the device's first ct lookup saw (what a later commit records as the
+/// original direction).
+struct PuntState {
+  flowtables::TableId table = 0;
+  PacketFields fields;
+  bool have_orig = false;
+  CtTuple orig;
+};
+
 /// Frames processed in place. Slots are allocated once; Add() copies a frame in.
 class PacketBatch {
  public:
@@ -104,6 +120,8 @@ class PacketBatch {
   }
   PortId in_port(size_t i) const { return in_port_[i]; }
   const PacketResult& result(size_t i) const { return results_[i]; }
+  /// The punt state of frame `i`; meaningful only when its result's verdict is kPunt.
+  const PuntState& punt(size_t i) const { return punts_[i]; }
 
  private:
   friend class SimNic;
@@ -113,6 +131,7 @@ class PacketBatch {
   std::vector<uint32_t> len_;
   std::vector<PortId> in_port_;
   std::vector<PacketResult> results_;
+  std::vector<PuntState> punts_;
 };
 
 struct EntryCounters {
@@ -260,7 +279,19 @@ class SimNic {
   void ProcessBatch(PacketBatch& batch) noexcept;
   /// Runs one frame in `buf` (its first `len` bytes; `buf.size()` is the capacity a REJECT reply
   /// may use). `len` is updated when the frame is replaced by a reply.
-  PacketResult ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in_port) noexcept;
+  /// A punted frame's PuntState is written to `*punt` when `punt` is not null.
+  PacketResult ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in_port,
+                            PuntState* punt = nullptr) noexcept;
+  /// The software datapath's entry point: continues a frame another device punted, from
+  /// `state.table` with `state`'s fields (registers and rewritten headers), on this device's
+  /// tables, conntrack and counters (the flow cache is not used). `buf` holds the frame as that
+  /// device received it; `in_port` is this device's id of the port it came in on. A table out
+  /// of range drops the frame (kFellOff).
+  PacketResult ResumeFrame(std::span<uint8_t> buf, size_t& len, PortId in_port,
+                           const PuntState& state) noexcept;
+  /// True when this device's conntrack holds a live connection (either direction, zone 0) the
+  /// frame belongs to: the connection is this device's, so its packets should come here.
+  bool OwnsConnection(std::span<const uint8_t> frame) const noexcept;
 
   /// Traces one packet without side effects. Errors: InvalidArgument (bad request),
   /// FailedPrecondition (no program), NotFound (unknown port).

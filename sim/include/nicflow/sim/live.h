@@ -17,6 +17,14 @@
 // Frames the kernel hands over with a checksum still to be completed (TP_STATUS_CSUMNOTREADY,
 // from a sender with TX checksum offload) get their checksums computed before processing.
 //
+// Punted frames: with a software path set (SetSoftwarePath: a second SimNic holding the whole,
+// unplaced program), a frame the device punts is finished there, resuming at the table where the
+// device punted with the registers it handed over (SimNic::ResumeFrame), and leaves by the output
+// port's interface. Connections the software path committed are its own: their later packets and
+// replies are steered to it before the device sees them (the device's conntrack does not know
+// them), as a host driver would install a steering rule for a connection it owns. Without a
+// software path punted frames are dropped (counted as punted by the device).
+//
 // Thread-safety: none; the owning thread calls PollOnce() and any SimNic control method between
 // polls.
 #pragma once
@@ -72,6 +80,42 @@ struct LivePortConfig {
   bool proxy_all = false;           ///< answer for any address except the peer's own
 };
 
+/// The software datapath behind a device: finishes what the device punts and owns the
+/// connections it committed. Ports are matched by name (the two SimNics may number VFs
+/// differently). Used by LiveDatapath; usable without sockets (tests).
+class SoftwareDatapath {
+ public:
+  SoftwareDatapath(SimNic& device, SimNic& software) : device_(device), software_(software) {}
+
+  struct Stats {
+    uint64_t resumed = 0;     ///< punted frames continued in software
+    uint64_t steered = 0;     ///< frames of software-owned connections sent straight to it
+    uint64_t unfinished = 0;  ///< dropped: no software program yet, or a port it does not declare
+  };
+
+  /// True when the software path owns the frame's connection (steer it, skip the device).
+  bool Owns(std::span<const uint8_t> frame) const noexcept;
+  /// Runs a frame of an owned connection in software. `in_port` and the result's out_port are
+  /// the device's port ids.
+  PacketResult Steer(std::span<uint8_t> buf, size_t& len, PortId in_port) noexcept;
+  /// Continues a frame the device punted (`buf` holds it as the device received it).
+  PacketResult Resume(std::span<uint8_t> buf, size_t& len, PortId in_port,
+                      const PuntState& punt) noexcept;
+  /// One frame the whole way: steered, or through the device and resumed when punted.
+  PacketResult Process(std::span<uint8_t> buf, size_t& len, PortId in_port) noexcept;
+
+  const Stats& stats() const { return stats_; }
+  SimNic& software() { return software_; }
+
+ private:
+  std::optional<PortId> ToSoftware(PortId device_port) const;
+  PacketResult ToDevice(PacketResult r) const;
+
+  SimNic& device_;
+  SimNic& software_;
+  Stats stats_;
+};
+
 struct LiveStats {
   uint64_t rx = 0, tx = 0, tx_errors = 0, arp_replies = 0, nd_replies = 0;
   uint64_t no_peer_mac = 0;   ///< frames dropped because the port's peer MAC was not known yet
@@ -89,6 +133,8 @@ class LiveDatapath {
   /// Waits up to `timeout_ms` for frames, processes what arrived; returns frames received.
   absl::StatusOr<size_t> PollOnce(int timeout_ms);
   const LiveStats& stats() const { return stats_; }
+  /// Finishes punted frames (and owns their connections) on `software`; null: punts are dropped.
+  void SetSoftwarePath(SoftwareDatapath* software) { software_ = software; }
 
  private:
   struct Port;
@@ -100,6 +146,7 @@ class LiveDatapath {
   std::vector<int> port_index_;               // PortId -> index in ports_, -1 if detached
   PacketBatch batch_;
   LiveStats stats_;
+  SoftwareDatapath* software_ = nullptr;
 };
 
 /// Builds an ARP reply or an IPv6 neighbour advertisement answering `request` for `target` with
