@@ -66,6 +66,13 @@ int main(int argc, char** argv) {
   if (!profile.ok()) return Fatal(profile.status());
   std::unique_ptr<nicflow::sim::SimNic> nic = nicflow::sim::SimNic::Create(*profile);
   nicflow::sim::LiveDatapath live(*nic);
+  // The software path: the whole program (the agent sends it), finishing what the device punts.
+  nicflow::sim::SimNic::Options sw_options;
+  sw_options.conntrack_capacity = 65536;
+  std::unique_ptr<nicflow::sim::SimNic> software =
+      nicflow::sim::SimNic::Create(*nicflow::sim::BuiltinProfile("unlimited"), sw_options);
+  nicflow::sim::SoftwareDatapath software_path(*nic, *software);
+  live.SetSoftwarePath(&software_path);
   Attacher attacher{{}, &live, nic.get()};
   for (const std::string& a : attach) {
     size_t eq = a.find('=');
@@ -83,8 +90,8 @@ int main(int argc, char** argv) {
 
   std::mutex nic_mu;
   uint32_t mode = static_cast<uint32_t>(std::stoul(mode_text, nullptr, 8));
-  auto server = nicflow::agent::SimNicServer::Start(*nic, nic_mu, socket_path, mode,
-                                                    [&attacher] { attacher.Run(); });
+  auto server = nicflow::agent::SimNicServer::Start(
+      *nic, nic_mu, socket_path, mode, [&attacher] { attacher.Run(); }, &software_path);
   if (!server.ok()) return Fatal(server.status());
   {
     std::lock_guard lock(nic_mu);
@@ -101,6 +108,7 @@ int main(int argc, char** argv) {
         if (auto n = live.PollOnce(5); !n.ok()) spdlog::warn("poll: {}", n.status().ToString());
         if (std::chrono::steady_clock::now() - last_expire > std::chrono::seconds(1)) {
           nic->ExpireConntrack();
+          software->ExpireConntrack();
           last_expire = std::chrono::steady_clock::now();
         }
       }

@@ -185,6 +185,13 @@ void RenderStats(const json& j, std::ostream& out) {
         << d["dropped"] << ", rejected " << d["rejected"] << ", punted " << d["punted"]
         << "; conntrack " << d["conntrack_entries"] << "/" << d["conntrack_capacity"] << "\n";
   }
+  if (j.contains("software_path")) {
+    const json& w = j["software_path"];
+    out << "software path: " << w["packets"] << " packets (" << w["resumed"] << " punts resumed, "
+        << w["steered"] << " of its own connections), forwarded " << w["forwarded"] << ", dropped "
+        << w["dropped"] << "; conntrack " << w["conntrack_entries"] << "; program of sync "
+        << w["program_version"] << "\n";
+  }
   const json& s = j["sync"];
   out << "sync: " << s["syncs"] << " passes, " << s["failures"] << " failed "
       << s["errors_by_stage"].dump() << ", " << s["device_ops"] << " device ops\n";

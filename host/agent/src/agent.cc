@@ -152,6 +152,20 @@ absl::Status Agent::Sync(std::string_view reason) {
     return Fail("apply", report.status(), reason);
   }
 
+  // The software path gets the whole program only once the device took its part: a failed apply
+  // leaves both as they were. Sent when the program changed or the last send did not succeed.
+  if (backend_.set_software_program && (report->ops_total > 0 || report->reinstalled ||
+                                        report->ports_changed || !software_program_sent_)) {
+    software_program_sent_ = false;
+    if (absl::Status st = backend_.set_software_program(desired->compiled.program, syncs_);
+        !st.ok()) {
+      incremental_.reset();
+      device_holds_program_ = false;
+      return Fail("software", st, reason);
+    }
+    software_program_sent_ = true;
+  }
+
   apply_latency_s_.Observe(static_cast<double>(report->total_ns) / 1e9);
   device_ops_ += report->ops_applied;
   desired_ = std::move(desired->compiled);

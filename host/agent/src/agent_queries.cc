@@ -207,6 +207,15 @@ json Agent::StatsJson() const {
                        {"punted", s->punted},
                        {"conntrack_entries", s->conntrack_entries},
                        {"conntrack_capacity", s->conntrack_capacity}};
+      if (s->software_path) {
+        j["software_path"] = {{"packets", s->software_packets},
+                              {"resumed", s->software_resumed},
+                              {"steered", s->software_steered},
+                              {"forwarded", s->software_forwarded},
+                              {"dropped", s->software_dropped},
+                              {"conntrack_entries", s->software_conntrack_entries},
+                              {"program_version", s->software_program_version}};
+      }
     } else {
       j["datapath_error"] = std::string(Sv(s.status().message()));
     }
@@ -417,6 +426,20 @@ std::string Agent::MetricsText() const {
               static_cast<double>(s->conntrack_entries), {{"device", dev}});
       w.Counter("nicflow_datapath_packets_total", "Packets received by the datapath.",
                 static_cast<double>(s->rx_packets), {{"device", dev}});
+      if (s->software_path) {
+        w.Counter("nicflow_software_path_packets_total",
+                  "Packets the software path ran (punted by the device, or of a connection the "
+                  "software path owns).",
+                  static_cast<double>(s->software_packets), {{"device", dev}});
+        w.Counter("nicflow_software_path_punts_total",
+                  "Punted packets the software path continued where the device stopped.",
+                  static_cast<double>(s->software_resumed), {{"device", dev}});
+        w.Counter("nicflow_software_path_dropped_total", "Packets the software path dropped.",
+                  static_cast<double>(s->software_dropped), {{"device", dev}});
+        w.Gauge("nicflow_software_path_conntrack_entries",
+                "Connections the software path committed (and owns).",
+                static_cast<double>(s->software_conntrack_entries), {{"device", dev}});
+      }
     }
   }
   return w.Text();

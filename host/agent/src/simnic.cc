@@ -28,13 +28,15 @@ nlohmann::json PortsOnly(const std::vector<flowtables::PortDecl>& ports) {
 
 class DeviceService final : public v1::Device::Service {
  public:
-  DeviceService(sim::SimNic& nic, std::mutex& mu, std::function<void()> on_ports)
-      : nic_(nic), mu_(mu), on_ports_(std::move(on_ports)) {}
+  DeviceService(sim::SimNic& nic, std::mutex& mu, std::function<void()> on_ports,
+                sim::SoftwareDatapath* software)
+      : nic_(nic), mu_(mu), on_ports_(std::move(on_ports)), software_(software) {}
 
   grpc::Status Describe(grpc::ServerContext*, const v1::Empty*, v1::DescribeReply* out) override {
     std::lock_guard lock(mu_);
     out->set_name(absl::StrCat("sim:", nic_.profile().name));
     out->set_profile(nic_.profile().name);
+    out->set_software_path(software_ != nullptr);
     return grpc::Status::OK;
   }
 
@@ -67,6 +69,32 @@ class DeviceService final : public v1::Device::Service {
     absl::Status st = nic_.DeclarePorts(p->ports);
     if (st.ok() && on_ports_) on_ports_();
     return ToGrpc(st);
+  }
+
+  grpc::Status SetSoftwareProgram(grpc::ServerContext*, const v1::SoftwareProgram* in,
+                                  v1::Empty*) override {
+    if (software_ == nullptr) {
+      return ToGrpc(absl::FailedPreconditionError("this nicflow-simnic has no software path"));
+    }
+    auto j = ParseJson(in->json(), "software program");
+    if (!j.ok()) return ToGrpc(j.status());
+    auto p = flowtables::ProgramFromJson(*j);
+    if (!p.ok()) return ToGrpc(p.status());
+    std::lock_guard lock(mu_);
+    sim::SimNic& sw = software_->software();
+    absl::Status st;
+    // A delta keeps the counters of unchanged entries; a first program or new ports reinstall.
+    // (Diff refuses programs whose table schemas differ.)
+    absl::StatusOr<flowtables::Delta> d = absl::FailedPreconditionError("no program");
+    if (sw.has_program() && sw.installed().ports == p->ports)
+      d = flowtables::Diff(sw.installed(), *p);
+    st = d.ok() ? sw.Apply(*d) : sw.Install(*p);
+    if (!st.ok()) {
+      return ToGrpc(absl::Status(
+          st.code(), absl::StrCat("software path program ", in->version(), ": ", st.message())));
+    }
+    software_version_ = in->version();
+    return grpc::Status::OK;
   }
 
   grpc::Status ReadBack(grpc::ServerContext*, const v1::Empty*, v1::ProgramJson* out) override {
@@ -115,6 +143,16 @@ class DeviceService final : public v1::Device::Service {
     out->set_punted(c.punted);
     out->set_conntrack_entries(nic_.conntrack().size());
     out->set_conntrack_capacity(nic_.profile().conntrack_capacity);
+    if (software_ != nullptr) {
+      const sim::SimNic& sw = software_->software();
+      out->set_software_packets(sw.counters().rx_packets);
+      out->set_software_forwarded(sw.counters().forwarded);
+      out->set_software_dropped(sw.counters().dropped);
+      out->set_software_resumed(software_->stats().resumed);
+      out->set_software_steered(software_->stats().steered);
+      out->set_software_conntrack_entries(sw.conntrack().size());
+      out->set_software_program_version(software_version_);
+    }
     return grpc::Status::OK;
   }
 
@@ -122,6 +160,8 @@ class DeviceService final : public v1::Device::Service {
   sim::SimNic& nic_;
   std::mutex& mu_;
   std::function<void()> on_ports_;
+  sim::SoftwareDatapath* software_;
+  uint64_t software_version_ = 0;  // under mu_
 };
 
 // host::Device over the Device RPC. Calls are synchronous with a deadline, so a hung simnic
@@ -221,9 +261,27 @@ class RemoteDevice final : public host::Device {
     v1::DatapathStats resp;
     auto ctx = Context();
     NICFLOW_RETURN_IF_ERROR(FromGrpc(stub_->Stats(ctx.get(), req, &resp), name_));
-    return DeviceStats{resp.rx_packets(),        resp.forwarded(), resp.dropped(),
-                       resp.rejected(),          resp.punted(),    resp.conntrack_entries(),
-                       resp.conntrack_capacity()};
+    DeviceStats s{resp.rx_packets(),        resp.forwarded(), resp.dropped(),
+                  resp.rejected(),          resp.punted(),    resp.conntrack_entries(),
+                  resp.conntrack_capacity()};
+    s.software_path = resp.software_program_version() != 0;
+    s.software_packets = resp.software_packets();
+    s.software_forwarded = resp.software_forwarded();
+    s.software_dropped = resp.software_dropped();
+    s.software_resumed = resp.software_resumed();
+    s.software_steered = resp.software_steered();
+    s.software_conntrack_entries = resp.software_conntrack_entries();
+    s.software_program_version = resp.software_program_version();
+    return s;
+  }
+
+  absl::Status SetSoftwareProgram(const flowtables::Program& whole, uint64_t version) {
+    v1::SoftwareProgram req;
+    req.set_json(flowtables::ProgramToJson(whole).dump());
+    req.set_version(version);
+    v1::Empty resp;
+    auto ctx = Context();
+    return FromGrpc(stub_->SetSoftwareProgram(ctx.get(), req, &resp), name_);
   }
 
  private:
@@ -266,9 +324,10 @@ void SimNicServer::Wait() {
 
 absl::StatusOr<std::unique_ptr<SimNicServer>> SimNicServer::Start(
     sim::SimNic& nic, std::mutex& nic_mu, const std::string& socket_path, uint32_t mode,
-    std::function<void()> on_ports_changed) {
+    std::function<void()> on_ports_changed, sim::SoftwareDatapath* software) {
   auto impl = std::make_unique<Impl>();
-  impl->service = std::make_unique<DeviceService>(nic, nic_mu, std::move(on_ports_changed));
+  impl->service =
+      std::make_unique<DeviceService>(nic, nic_mu, std::move(on_ports_changed), software);
   impl->path = socket_path;
   grpc::ServerBuilder builder;
   builder.RegisterService(impl->service.get());
@@ -302,6 +361,11 @@ absl::StatusOr<Backend> ConnectSimNic(const std::string& socket_path, int timeou
   b.entry_counters = [raw](const std::vector<std::string>& keys) {
     return raw->EntryCounters(keys);
   };
+  if (desc.software_path()) {
+    b.set_software_program = [raw](const flowtables::Program& whole, uint64_t version) {
+      return raw->SetSoftwareProgram(whole, version);
+    };
+  }
   return b;
 }
 

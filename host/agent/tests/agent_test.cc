@@ -274,6 +274,128 @@ spec:
   EXPECT_EQ(compile["last_full_reason"], "resync");
 }
 
+// A frame through a device + software path; the frame as it left.
+struct Sent {
+  sim::PacketResult result;
+  sim::ParsedPacket parsed;
+  std::vector<uint8_t> frame;
+};
+Sent Send(sim::SoftwareDatapath& path, std::mutex& mu, const sim::PacketSpec& spec,
+          sim::PortId in_port) {
+  Sent out;
+  out.frame = *sim::BuildPacket(spec);
+  size_t len = out.frame.size();
+  out.frame.resize(2048);
+  std::lock_guard lock(mu);
+  out.result = path.Process(out.frame, len, in_port);
+  out.frame.resize(len);
+  EXPECT_EQ(sim::ParsePacket(out.frame, out.parsed), sim::ParseError::kNone);
+  return out;
+}
+
+// A restricted device (ConnectX-6 Dx: no select groups, so every Service frontend is a punt
+// entry) behind a SimNicServer with a software path, as nicflow-simnic runs it: the agent hands
+// the whole program over, a client's connection to a NodePort is punted by the device, finished
+// in software (DNAT to an endpoint, masquerade, commit in the software path's conntrack) and
+// leaves by the pod's VF; the pod's reply and the client's next packet belong to the software
+// path's connection and are reverse-NATed / translated there instead of being dropped by the
+// device, whose conntrack does not know the connection.
+TEST(Agent, PuntedConnectionsFinishOnTheSimnicSoftwarePath) {
+  TempDir dir;
+  AgentConfig config = testing::ShopConfig(dir);
+  auto nic = sim::SimNic::Create(*sim::BuiltinProfile("connectx6dx"));
+  auto software = sim::SimNic::Create(*sim::BuiltinProfile("unlimited"));
+  sim::SoftwareDatapath path(*nic, *software);
+  std::mutex nic_mu;
+  std::string sock = dir.Sub("simnic.sock");
+  auto server = SimNicServer::Start(*nic, nic_mu, sock, 0600, {}, &path);
+  ASSERT_TRUE(server.ok()) << server.status();
+  auto backend = ConnectSimNic(sock);
+  ASSERT_TRUE(backend.ok()) << backend.status();
+  Agent agent(config, *std::move(backend));
+  ASSERT_TRUE(agent.Sync("start").ok());
+  ASSERT_GT(agent.StatusJson()["placement"].value("in_software", size_t{0}), 0u)
+      << agent.StatusJson().dump(1)
+      << "the profile must leave part of the program to software for this test";
+  {
+    std::lock_guard lock(nic_mu);
+    ASSERT_TRUE(software->has_program()) << "the agent sent the whole program";
+    EXPECT_EQ(software->installed().entries.size(), nic->installed().entries.size());
+  }
+  nlohmann::json sw = agent.StatsJson()["software_path"];
+  ASSERT_TRUE(sw.is_object()) << agent.StatsJson().dump();
+  EXPECT_GT(sw["program_version"].get<uint64_t>(), 0u);
+
+  const auto ip = [](const char* s) { return *flowtables::IpAddr::Parse(s); };
+  sim::PacketSpec syn;
+  syn.src = ip("203.0.113.7");
+  syn.dst = ip("192.168.10.11");  // node-a, web's NodePort
+  syn.src_port = 40000;
+  syn.dst_port = 30080;
+  Sent first = Send(path, nic_mu, syn, sim::kUplinkPort);
+  ASSERT_EQ(first.result.verdict, sim::Verdict::kForward)
+      << sim::DropReasonName(first.result.reason);
+  const std::string out_port = nic->ports()[first.result.out_port].name;
+  EXPECT_TRUE(out_port.rfind("vf:shop/web-", 0) == 0 || out_port == "uplink") << out_port;
+  const flowtables::IpAddr endpoint = sim::DstAddr(first.parsed);
+  const uint16_t endpoint_port =
+      static_cast<uint16_t>(first.parsed.fields.get(flowtables::Field::kL4Dst).lo);
+  EXPECT_NE(endpoint, syn.dst) << "DNATed to an endpoint";
+  EXPECT_EQ(endpoint_port, 8080);
+  EXPECT_EQ(sim::SrcAddr(first.parsed), ip("192.168.10.11")) << "masqueraded (Cluster policy)";
+  const uint16_t masq_port =
+      static_cast<uint16_t>(first.parsed.fields.get(flowtables::Field::kL4Src).lo);
+  EXPECT_EQ(nic->counters().punted, 1u) << "the device punted it";
+  EXPECT_EQ(nic->conntrack().size(), 0u);
+  EXPECT_EQ(software->conntrack().size(), 1u) << "the software path owns the connection";
+
+  // The endpoint answers (to the masquerade address): reverse NAT in software.
+  sim::PacketSpec reply;
+  reply.src = endpoint;
+  reply.src_port = endpoint_port;
+  reply.dst = ip("192.168.10.11");
+  reply.dst_port = masq_port;
+  reply.tcp_flags = static_cast<uint8_t>(sim::kTcpSyn | sim::kTcpAck);
+  Sent back = Send(path, nic_mu, reply, first.result.out_port);
+  ASSERT_EQ(back.result.verdict, sim::Verdict::kForward) << sim::DropReasonName(back.result.reason);
+  EXPECT_EQ(back.result.out_port, sim::kUplinkPort);
+  EXPECT_EQ(sim::SrcAddr(back.parsed), syn.dst) << "reverse NAT: from the NodePort address";
+  EXPECT_EQ(back.parsed.fields.get(flowtables::Field::kL4Src).lo, 30080u);
+  EXPECT_EQ(sim::DstAddr(back.parsed), syn.src);
+  EXPECT_EQ(back.parsed.fields.get(flowtables::Field::kL4Dst).lo, 40000u);
+
+  // The client's ACK: same endpoint, same translation.
+  sim::PacketSpec ack = syn;
+  ack.tcp_flags = sim::kTcpAck;
+  Sent next = Send(path, nic_mu, ack, sim::kUplinkPort);
+  ASSERT_EQ(next.result.verdict, sim::Verdict::kForward) << sim::DropReasonName(next.result.reason);
+  EXPECT_EQ(nic->ports()[next.result.out_port].name, out_port);
+  EXPECT_EQ(sim::DstAddr(next.parsed), endpoint);
+  EXPECT_EQ(nic->counters().punted, 1u) << "later packets were steered, not punted";
+
+  sw = agent.StatsJson()["software_path"];
+  EXPECT_EQ(sw["packets"], 3);
+  EXPECT_EQ(sw["resumed"], 1);
+  EXPECT_EQ(sw["steered"], 2);
+  EXPECT_EQ(sw["forwarded"], 3);
+  EXPECT_EQ(sw["conntrack_entries"], 1);
+  EXPECT_NE(
+      agent.MetricsText().find("nicflow_software_path_packets_total{device=\"sim:connectx6dx\"} 3"),
+      std::string::npos)
+      << agent.MetricsText();
+
+  // A change goes to the software path too (a new version); the connection stays.
+  const uint64_t version = sw["program_version"].get<uint64_t>();
+  WriteFile(config.inputs.manifests_dir + "/extra.yaml", testing::kExtraService);
+  ASSERT_TRUE(agent.Sync("change").ok());
+  sw = agent.StatsJson()["software_path"];
+  EXPECT_GT(sw["program_version"].get<uint64_t>(), version);
+  EXPECT_EQ(sw["conntrack_entries"], 1);
+  Sent after = Send(path, nic_mu, ack, sim::kUplinkPort);
+  EXPECT_EQ(after.result.verdict, sim::Verdict::kForward);
+  EXPECT_EQ(sim::DstAddr(after.parsed), endpoint);
+}
+
 // The simulated NIC in its own "process" (a SimNicServer on a unix socket): a new agent reads
 // back what the old one installed and converges without touching the device.
 TEST(Agent, RestartsWithoutFlushingTheDevice) {

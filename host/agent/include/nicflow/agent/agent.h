@@ -79,6 +79,11 @@ struct DeviceStats {
   uint64_t rx_packets = 0, forwarded = 0, dropped = 0, rejected = 0, punted = 0;
   uint64_t conntrack_entries = 0;
   uint64_t conntrack_capacity = 0;
+  /// The software path behind the device (nicflow-simnic); `software_path` false: none.
+  bool software_path = false;
+  uint64_t software_packets = 0, software_forwarded = 0, software_dropped = 0;
+  uint64_t software_resumed = 0, software_steered = 0, software_conntrack_entries = 0;
+  uint64_t software_program_version = 0;
 };
 
 /// The device the agent drives, with the optional extras some backends offer.
@@ -92,6 +97,10 @@ struct Backend {
   std::function<absl::StatusOr<std::vector<host::EntryCounter>>(
       const std::vector<std::string>& keys)>
       entry_counters;
+  /// Hands the whole (unplaced) program to the device's software path, which finishes what the
+  /// device punts; unset when the backend has none. Called after each successful apply.
+  std::function<absl::Status(const flowtables::Program& whole, uint64_t version)>
+      set_software_program;
   /// Things the device needs kept alive (e.g. the DPDK EAL), destroyed after it.
   std::shared_ptr<void> keepalive;
 };
@@ -194,7 +203,8 @@ class Agent {
   std::optional<flowtables::CompileResult> desired_;              // last successful compile
   std::unique_ptr<flowtables::IncrementalCompiler> incremental_;  // compiled manifest_texts_
   ManifestTexts manifest_texts_;
-  bool device_holds_program_ = false;  // the last placement put the whole program on the device
+  bool device_holds_program_ = false;   // the last placement put the whole program on the device
+  bool software_program_sent_ = false;  // the software path runs the current whole program
   uint64_t incremental_compiles_ = 0, full_compiles_ = 0;
   std::string last_full_compile_reason_;
   std::optional<flowtables::Program> desired_device_;  // its device part (as placed)

@@ -6,6 +6,11 @@
 // socket (device.proto); ConnectSimNic() returns the agent-side Backend whose Device forwards
 // every call, so the reconciler's read-back, diff and rollback run unchanged across the socket.
 //
+// Punted packets: with a software path (`software`, a second SimNic holding the whole program
+// behind sim::SoftwareDatapath), the agent sends the unplaced program with SetSoftwareProgram after
+// every successful apply (ConnectSimNic's Backend::set_software_program) and Stats reports the
+// software path's counters. Without one, SetSoftwareProgram is FailedPrecondition.
+//
 // Thread-safety: the SimNic is not thread-safe, so every RPC takes `nic_mu`, the same mutex the
 // process's live packet loop holds while it polls; a control call waits at most one poll.
 #pragma once
@@ -18,6 +23,7 @@
 #include "absl/status/statusor.h"
 #include "nicflow/agent/agent.h"
 #include "nicflow/sim/device.h"
+#include "nicflow/sim/live.h"
 
 namespace nicflow::agent {
 
@@ -28,7 +34,7 @@ class SimNicServer {
   /// interfaces. Errors: Unavailable (cannot listen), FailedPrecondition (path is not a socket).
   static absl::StatusOr<std::unique_ptr<SimNicServer>> Start(
       sim::SimNic& nic, std::mutex& nic_mu, const std::string& socket_path, uint32_t mode = 0600,
-      std::function<void()> on_ports_changed = {});
+      std::function<void()> on_ports_changed = {}, sim::SoftwareDatapath* software = nullptr);
   ~SimNicServer();
   void Stop();
   void Wait();
