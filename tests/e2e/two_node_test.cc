@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <future>
+#include <iostream>
 #include <map>
 #include <memory>
 #include <set>
@@ -217,13 +218,14 @@ class TwoNodes : public ::testing::Test {
           {}};
     for (Node* n : {&a_, &b_}) {
       StartSimnic(*n);
-      WriteFileAtomically(n->Config(), "node: " + n->name +
-                                           "\nbackend: {type: sim, profile: unlimited, "
-                                           "simnic_socket: " +
-                                           n->SimnicSocket() + "}\ninputs: {manifests: " +
-                                           manifests_ + "}\ncontrol: {socket: " + n->AgentSocket() +
-                                           "}\nmetrics: {address: \"\"}\nreconcile: "
-                                           "{debounce_ms: 50, resync_s: 0}\n");
+      WriteFileAtomically(n->Config(),
+                          "node: " + n->name + "\nbackend: {type: sim, profile: " + ProfileOf(*n) +
+                              ", "
+                              "simnic_socket: " +
+                              n->SimnicSocket() + "}\ninputs: {manifests: " + manifests_ +
+                              "}\ncontrol: {socket: " + n->AgentSocket() +
+                              "}\nmetrics: {address: \"\"}\nreconcile: "
+                              "{debounce_ms: 50, resync_s: 0}\n");
       StartAgent(*n);
     }
     for (Node* n : {&a_, &b_}) ASSERT_TRUE(WaitHealthy(*n)) << Logs();
@@ -248,7 +250,7 @@ class TwoNodes : public ::testing::Test {
 
   void StartSimnic(Node& n) {
     std::vector<std::string> argv = {Bin("nicflow-simnic"), "--socket", n.SimnicSocket(),
-                                     "--profile", "unlimited"};
+                                     "--profile", ProfileOf(n)};
     for (const std::string& a : n.attach) {
       argv.push_back("--attach");
       argv.push_back(a);
@@ -330,6 +332,11 @@ class TwoNodes : public ::testing::Test {
 
   const std::vector<std::pair<std::string, std::string>> kServers = {{"server-1", "10.77.2.20"},
                                                                      {"server-2", "10.77.2.21"}};
+  std::string ProfileOf(const Node& n) const {
+    return n.name == "node-a" ? profile_a_ : "unlimited";
+  }
+
+  std::string profile_a_ = "unlimited";  // node-a's simnic profile (a restricted one punts)
   std::string dir_, manifests_;
   NetnsPods pods_;
   VethPair wire_;
@@ -339,6 +346,41 @@ class TwoNodes : public ::testing::Test {
 };
 
 bool IsServer(const std::string& who) { return who == "server-1" || who == "server-2"; }
+
+// node-a's simnic runs the ConnectX-6 Dx profile: no select groups, so every Service frontend is
+// a punt entry and the ClusterIP is placed in software there.
+class TwoNodesPunting : public TwoNodes {
+ protected:
+  void SetUp() override {
+    profile_a_ = "connectx6dx";
+    TwoNodes::SetUp();
+  }
+};
+
+// A real TCP connection from app/client to the ClusterIP: node-a's device punts the SYN at
+// `service`; nicflow-simnic's software path DNATs it to a server on node-b and sends it out of the
+// uplink; the server's answers come back on node-a's uplink, belong to the software path's
+// connection (the device's conntrack does not know it) and are reverse-NATed there.
+TEST_F(TwoNodesPunting, ClusterIpPlacedInSoftwareAnswersOverTcp) {
+  const json status = Cli(a_, "status");
+  ASSERT_GT(status["placement"].value("in_software", 0), 0) << status.dump();
+  std::string who;
+  EXPECT_TRUE(Eventually([&] {
+    who = FromClient([] { return TcpWho(kClusterIp, kTcpPort, 1500); });
+    return IsServer(who);
+  })) << "answer: '"
+      << who << "'\n"
+      << Logs();
+  const json stats = Cli(a_, "stats");
+  ASSERT_TRUE(stats.contains("software_path")) << stats.dump();
+  const json& sw = stats["software_path"];
+  std::cout << "$ nicflow stats (node-a)\n"
+            << sim::testing::ShOut(Bin("nicflow") + " stats --socket " + a_.AgentSocket() +
+                                   " 2>/dev/null");
+  EXPECT_GE(sw.value("resumed", 0), 1) << sw.dump();
+  EXPECT_GE(sw.value("steered", 0), 1) << "the server's answers: " << sw.dump();
+  EXPECT_GE(stats["datapath"].value("punted", 0), 1) << stats.dump();
+}
 
 TEST_F(TwoNodes, ClusterIpAndNodePortReachEndpointsOnTheOtherNodeOverTcpAndUdp) {
   // The first packets of each path also teach the simulated NICs their neighbours (ARP), so the
