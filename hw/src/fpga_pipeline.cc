@@ -123,6 +123,7 @@ absl::Status FpgaPipeline::Install(const flowtables::Program& p) {
   image->TakeDirty();
   image->TakeNewCounterSlots();
   image_ = std::move(image);
+  forwarded_ = dropped_ = rejected_ = punted_ = 0;  // the device's counters restarted too
   if (!ct_) {
     ct_ = std::make_unique<HostConntrack>(*rt_, options_.geometry.ct_buckets,
                                           options_.geometry.ct_connections);
@@ -362,6 +363,20 @@ absl::Status FpgaPipeline::ProcessBatch(std::span<FpgaPacket> packets) {
       ct_->ClearLastCommit();
       Finish(p, r, k, now);
       NoteBatchState(r, p);
+      switch (p.result.verdict) {
+        case FpgaVerdict::kForward:
+          ++forwarded_;
+          break;
+        case FpgaVerdict::kDrop:
+          ++dropped_;
+          break;
+        case FpgaVerdict::kReject:
+          ++rejected_;
+          break;
+        case FpgaVerdict::kPunt:
+          ++punted_;
+          break;
+      }
     }
     if (!stale.empty()) NICFLOW_RETURN_IF_ERROR(RevertCounters(stale_results, stale_lens));
     todo = std::move(stale);
@@ -410,6 +425,10 @@ absl::StatusOr<FpgaDeviceCounters> FpgaPipeline::GetDeviceCounters() const {
   c.slow_path = Pair(all, d + 2 * NF_DEV_SLOW_PATH);
   c.ct_hits = Pair(all, d + 2 * NF_DEV_CT_HITS);
   c.ct_committed = ct_committed_;
+  c.forwarded = forwarded_;
+  c.dropped = dropped_;
+  c.rejected = rejected_;
+  c.punted = punted_;
   return c;
 }
 

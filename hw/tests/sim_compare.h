@@ -122,6 +122,20 @@ class Pair {
       EXPECT_EQ(s->misses, h->misses) << p.tables[t].name;
       EXPECT_EQ(s->bytes, h->bytes) << p.tables[t].name;
     }
+    // Device totals: packets in, and each packet's final verdict.
+    const sim::DeviceCounters& s = sim_->counters();
+    auto h = fpga_.GetDeviceCounters();
+    ASSERT_TRUE(h.ok()) << h.status();
+    uint64_t parse_errors = 0;
+    for (uint64_t n : s.parse_errors) parse_errors += n;
+    EXPECT_EQ(s.rx_packets, h->rx);
+    EXPECT_EQ(parse_errors, h->parse_errors);
+    EXPECT_EQ(s.forwarded, h->forwarded);
+    EXPECT_EQ(s.dropped, h->dropped);
+    EXPECT_EQ(s.rejected, h->rejected);
+    EXPECT_EQ(s.punted, h->punted);
+    EXPECT_EQ(s.punted, h->punts);
+    EXPECT_EQ(h->rx, h->forwarded + h->dropped + h->rejected + h->punted);
   }
 
  private:

@@ -56,6 +56,7 @@ absl::StatusOr<Backend> OpenFpga(const BackendConfig& config) {
   hw::FpgaOptions options;
   options.selector.platform = config.platform;
   options.selector.xclbin = config.xclbin;
+  const uint64_t ct_capacity = options.geometry.ct_connections;
   absl::StatusOr<std::unique_ptr<host::FpgaDevice>> device =
       host::FpgaDevice::Open(std::move(options));
   if (!device.ok()) {
@@ -65,8 +66,15 @@ absl::StatusOr<Backend> OpenFpga(const BackendConfig& config) {
   }
   spdlog::info("fpga: {} on {} ({})", (*device)->name(), (*device)->pipeline().device().device,
                (*device)->pipeline().device().platform);
+  host::FpgaDevice* raw = device->get();
   Backend b;
   b.device = *std::move(device);
+  b.stats = [raw, ct_capacity]() -> absl::StatusOr<DeviceStats> {
+    NICFLOW_ASSIGN_OR_RETURN(hw::FpgaDeviceCounters c, raw->pipeline().GetDeviceCounters());
+    return DeviceStats{c.rx,       c.forwarded, c.dropped,
+                       c.rejected, c.punted,    raw->pipeline().connections(),
+                       ct_capacity};
+  };
   return b;
 }
 #endif

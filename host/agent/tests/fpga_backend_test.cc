@@ -7,6 +7,7 @@
 #include "nicflow/agent/agent.h"
 #include "nicflow/agent/config.h"
 #include "nicflow/host/fpga_device.h"
+#include "nicflow/sim/packet.h"
 
 namespace nicflow::agent {
 namespace {
@@ -37,6 +38,9 @@ TEST(FpgaBackend, InstallsTheShopExampleAndAnswersStatusAndDumpFlows) {
   ASSERT_EQ(parsed->backend.kind, BackendKind::kFpga);
   auto backend = OpenBackend(parsed->backend);
   ASSERT_TRUE(backend.ok()) << backend.status();
+  ASSERT_TRUE(backend->stats) << "the FPGA backend reports datapath stats";
+  auto* fpga = dynamic_cast<host::FpgaDevice*>(backend->device.get());
+  ASSERT_NE(fpga, nullptr);
 
   TempDir dir;
   AgentConfig c = testing::ShopConfig(dir);
@@ -66,6 +70,50 @@ TEST(FpgaBackend, InstallsTheShopExampleAndAnswersStatusAndDumpFlows) {
   EXPECT_GT(agent.StatusJson()["installed"]["entries"].get<size_t>(),
             st["installed"]["entries"].get<size_t>());
   EXPECT_EQ(agent.StatusJson()["last_report"]["entries"]["added"], 2);
+
+  // Packets through the kernel show up in `nicflow stats` and the metrics: a client on the
+  // uplink opens a connection to web's NodePort (forwarded, one connection), sends its second
+  // packet (a conntrack hit), and a truncated frame (a parse error, dropped).
+  hw::FpgaPipeline& pipe = fpga->pipeline();
+  uint32_t uplink = 0;
+  while (uplink < pipe.image().ports().size() &&
+         pipe.image().ports()[uplink].ToString() != "uplink") {
+    ++uplink;
+  }
+  ASSERT_LT(uplink, pipe.image().ports().size());
+  sim::PacketSpec spec;
+  spec.src = *flowtables::IpAddr::Parse("203.0.113.7");
+  spec.dst = *flowtables::IpAddr::Parse("192.168.10.11");  // node-a
+  spec.src_port = 40000;
+  spec.dst_port = 30080;
+  std::vector<hw::FpgaPacket> pk(3);
+  pk[0].frame = *sim::BuildPacket(spec);
+  spec.tcp_flags = sim::kTcpAck;
+  pk[1].frame = *sim::BuildPacket(spec);
+  pk[2].frame.assign(pk[1].frame.begin(), pk[1].frame.begin() + 20);
+  for (hw::FpgaPacket& p : pk) {
+    p.in_port = uplink;
+    p.port_class = static_cast<uint8_t>(flowtables::PortClass::kUplink);
+  }
+  ASSERT_TRUE(pipe.ProcessBatch({pk.data(), 1}).ok());
+  ASSERT_TRUE(pipe.ProcessBatch({pk.data() + 1, 2}).ok());
+  EXPECT_EQ(pk[0].result.verdict, hw::FpgaVerdict::kForward);
+  EXPECT_EQ(pk[1].result.verdict, hw::FpgaVerdict::kForward);
+  EXPECT_EQ(pk[2].result.verdict, hw::FpgaVerdict::kDrop);
+
+  const nlohmann::json d = agent.StatsJson()["datapath"];
+  EXPECT_EQ(d["rx_packets"], 3) << d;
+  EXPECT_EQ(d["forwarded"], 2) << d;
+  EXPECT_EQ(d["dropped"], 1) << d;
+  EXPECT_EQ(d["rejected"], 0) << d;
+  EXPECT_EQ(d["punted"], 0) << d;
+  EXPECT_EQ(d["conntrack_entries"], 1) << d;
+  EXPECT_EQ(d["conntrack_capacity"], hw::ImageGeometry{}.ct_connections) << d;
+  const std::string metrics = agent.MetricsText();
+  EXPECT_NE(
+      metrics.find("nicflow_conntrack_entries{device=\"" + std::string(fpga->name()) + "\"} 1"),
+      std::string::npos)
+      << metrics;
 }
 
 #endif

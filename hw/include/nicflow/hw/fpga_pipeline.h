@@ -84,6 +84,11 @@ struct FpgaTableCounters {
 struct FpgaDeviceCounters {
   uint64_t rx = 0, parse_errors = 0, fell_off = 0, punts = 0, slow_path = 0, ct_hits = 0;
   uint64_t ct_committed = 0;  ///< by the host slow path
+  /// Final verdicts of the packets ProcessBatch returned, counted by the host driver: the slow
+  /// path may still turn a forward into a drop (no source port left) and a REJECT whose reply
+  /// cannot be built is a drop, so the kernel's own view is not final. Parse errors are drops,
+  /// as in the simulator's DeviceCounters.
+  uint64_t forwarded = 0, dropped = 0, rejected = 0, punted = 0;
 };
 
 struct FpgaOptions {
@@ -150,6 +155,7 @@ class FpgaPipeline {
   BatchOutput out_;
   std::vector<BatchFrame> frames_;
   uint64_t ct_committed_ = 0;
+  uint64_t forwarded_ = 0, dropped_ = 0, rejected_ = 0, punted_ = 0;  // final verdicts
   // Connection tuples and affinity clients created by the batch round being finished.
   absl::flat_hash_set<std::array<uint32_t, 10>> batch_tuples_;
   absl::flat_hash_set<std::array<uint32_t, 10>> batch_clients_;
