@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "nicflow/flowtables/entry_key.h"
 #include "nicflow/flowtables/status.h"
 
 namespace nicflow::flowtables {
@@ -335,9 +336,8 @@ std::string EntryText(const Entry& e) {
                       e.origin.ToString(), ")");
 }
 
-std::string EntryKey(const Entry& e) {
-  std::string key;
-  key.reserve(8 + e.match.size() * 34);
+void AppendEntryKey(const Entry& e, std::string& key) {
+  key.reserve(key.size() + 8 + e.match.size() * 34);
   key.push_back(static_cast<char>(e.table >> 8));
   key.push_back(static_cast<char>(e.table));
   for (int i = 3; i >= 0; --i) key.push_back(static_cast<char>(e.priority >> (8 * i)));
@@ -362,6 +362,11 @@ std::string EntryKey(const Entry& e) {
         },
         m.value);
   }
+}
+
+std::string EntryKey(const Entry& e) {
+  std::string key;
+  AppendEntryKey(e, key);
   return key;
 }
 

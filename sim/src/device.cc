@@ -120,7 +120,7 @@ absl::StatusOr<EntryCounters> SimNic::GetEntryCounters(std::string_view entry_ke
   if (it == s_->entry_by_key.end()) {
     return absl::NotFoundError(absl::StrCat("no installed entry ", Sv(entry_key)));
   }
-  return s_->entries[it->second].counters;
+  return s_->entries[*it].counters;
 }
 
 absl::StatusOr<TableCounters> SimNic::GetTableCounters(flowtables::TableId table) const {

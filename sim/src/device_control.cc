@@ -12,8 +12,12 @@
 // installed group's slot once and commit consumes them; staging maps are keyed by views into the
 // delta and the state (neither changes until commit); error text is built only for the failing
 // op; commit reserves what the delta adds, hands consecutive adds to a table to the classifier as
-// one batch, and keeps a group's Maglev table when a modify leaves its backends alone.
+// one batch, and keeps a group's Maglev table when a modify leaves its backends alone. Entries are
+// indexed by their identity without a key string per entry (EntryIndex), and group names are
+// packed in one arena (NameArena), because what is left is mostly memory first touched and cache
+// misses, not instructions.
 #include <algorithm>
+#include <deque>
 #include <set>
 
 #include "absl/functional/function_ref.h"
@@ -21,6 +25,7 @@
 #include "absl/strings/string_view.h"
 #include "classifier_internal.h"
 #include "device_state.h"
+#include "nicflow/flowtables/entry_key.h"
 #include "sv.h"
 
 namespace nicflow::sim {
@@ -35,6 +40,42 @@ using flowtables::SelectGroup;
 using flowtables::TableSchema;
 using State = SimNic::State;
 
+size_t EntryKeyHash(const Entry& e) {
+  thread_local std::string key;
+  key.clear();
+  flowtables::AppendEntryKey(e, key);
+  return absl::Hash<absl::string_view>{}(key);
+}
+
+bool SameEntryKey(const Entry& a, const Entry& b) {
+  if (a.table != b.table || a.priority != b.priority || a.match.size() != b.match.size()) {
+    return false;
+  }
+  for (size_t i = 0; i < a.match.size(); ++i) {
+    const flowtables::FieldMatch& x = a.match[i];
+    const flowtables::FieldMatch& y = b.match[i];
+    if (x.field != y.field || x.value.index() != y.value.index()) return false;
+    if (const auto* l = std::get_if<flowtables::LpmMatch>(&x.value)) {
+      // EntryKey keeps the low 8 bits of the prefix length.
+      const auto& m = std::get<flowtables::LpmMatch>(y.value);
+      if (l->value != m.value ||
+          static_cast<uint8_t>(l->prefix_len_bits) != static_cast<uint8_t>(m.prefix_len_bits)) {
+        return false;
+      }
+    } else if (x.value != y.value) {
+      return false;
+    }
+  }
+  return true;
+}
+
+bool EntryHasKey(const Entry& e, absl::string_view key) {
+  thread_local std::string own;
+  own.clear();
+  flowtables::AppendEntryKey(e, own);
+  return absl::string_view(own) == key;
+}
+
 namespace {
 
 std::string EntryWhere(const TableSchema& t, const Entry& e) {
@@ -42,16 +83,22 @@ std::string EntryWhere(const TableSchema& t, const Entry& e) {
                       flowtables::MatchesToString(e.match), "}");
 }
 
-// EntryKey of the canonical form of `e` (ops from hand-written deltas may list fields unsorted).
-std::string KeyOf(const Entry& e) {
-  auto by_field = [](const flowtables::FieldMatch& a, const flowtables::FieldMatch& b) {
-    return a.field < b.field;
-  };
-  if (std::is_sorted(e.match.begin(), e.match.end(), by_field)) return flowtables::EntryKey(e);
-  Entry c = e;
-  flowtables::CanonicalizeMatch(c);
-  return flowtables::EntryKey(c);
+bool IsCanonical(const Entry& e) {
+  return std::is_sorted(e.match.begin(), e.match.end(),
+                        [](const flowtables::FieldMatch& a, const flowtables::FieldMatch& b) {
+                          return a.field < b.field;
+                        });
 }
+
+// Staging's overlay of entries by identity (see EntryIndex).
+struct ProbeHash {
+  size_t operator()(const EntryProbe& p) const { return p.hash; }
+};
+struct ProbeEq {
+  bool operator()(const EntryProbe& a, const EntryProbe& b) const {
+    return a.hash == b.hash && SameEntryKey(*a.entry, *b.entry);
+  }
+};
 
 absl::Status Prefixed(const absl::Status& s, std::string_view where) {
   return absl::Status(s.code(), absl::StrCat(Sv(where), ": ", s.message()));
@@ -99,11 +146,12 @@ class Staging {
     for (const CGroup& g : s.groups) groups_live_ += g.live ? 1 : 0;
   }
 
-  /// Checks op number `i` of the delta; for entry ops, records its key (see TakeKey).
+  /// Checks op number `i` of the delta; for entry ops, records its identity (see Key).
   absl::Status Check(const DeltaOp& op, size_t i);
   absl::Status Finish() const;
-  /// The key of entry op `i`, computed by Check; moved out, so once per op.
-  std::string TakeKey(size_t i) { return std::move(keys_[i]); }
+  /// The identity of entry op `i` (its entry in canonical form and that form's hash), computed by
+  /// Check; valid while staging lives.
+  const EntryProbe& Key(size_t i) const { return keys_[i]; }
   /// The group slot of each group action of the added and modified entries, in op order (what
   /// CompileActions consumes), or kUnresolved for a group the delta itself changes.
   const std::vector<uint32_t>& group_slots() const { return group_slots_; }
@@ -116,10 +164,10 @@ class Staging {
   }
 
  private:
-  // The installed entry with this key (nullptr if none), ignoring the overlay.
-  const Entry* InstalledEntry(absl::string_view key) const {
+  // The installed entry with this identity (nullptr if none), ignoring the overlay.
+  const Entry* InstalledEntry(const EntryProbe& key) const {
     if (auto it = s_.entry_by_key.find(key); it != s_.entry_by_key.end()) {
-      return &s_.entries[it->second].entry;
+      return &s_.entries[*it].entry;
     }
     return nullptr;
   }
@@ -148,11 +196,12 @@ class Staging {
   }
 
   const State& s_;
-  absl::flat_hash_map<absl::string_view, const Entry*> entries_;
+  absl::flat_hash_map<EntryProbe, const Entry*, ProbeHash, ProbeEq> entries_;
   absl::flat_hash_map<absl::string_view, const SelectGroup*> groups_;
   std::vector<size_t> table_count_;
   std::vector<uint32_t> table_cap_;  // DeviceProfile::CapacityOf each table; 0: unbounded
-  std::vector<std::string> keys_;    // per op: the entry's key, empty for group ops
+  std::vector<EntryProbe> keys_;     // per op: the entry's identity, unset for group ops
+  std::deque<Entry> canonical_;      // canonical copies of entries ops listed unsorted
   std::vector<uint32_t> group_slots_;
   size_t total_ = 0;
   size_t groups_live_ = 0;
@@ -233,8 +282,13 @@ absl::Status Staging::Check(const DeltaOp& op, size_t i) {
     case K::kAddEntry:
     case K::kModifyEntry:
     case K::kDeleteEntry: {
-      keys_[i] = KeyOf(op.entry);
-      const absl::string_view key = keys_[i];
+      const Entry* canonical = &op.entry;
+      if (!IsCanonical(op.entry)) {
+        canonical = &canonical_.emplace_back(op.entry);
+        flowtables::CanonicalizeMatch(canonical_.back());
+      }
+      keys_[i] = {canonical, EntryKeyHash(*canonical)};
+      const EntryProbe& key = keys_[i];
       // One probe of the overlay finds the entry or makes its slot (a failed op ends staging, so
       // a slot left behind does not matter).
       auto [slot, fresh] = entries_.try_emplace(key, nullptr);
@@ -330,6 +384,16 @@ PortId EnsurePort(State& s, const PortRef& ref) {
   s.port_counters.emplace_back();
   s.port_by_name.emplace(name, id);
   return id;
+}
+
+// Copies the live group names into a fresh arena (see NameArena), so deleted names do not pile up.
+void CompactGroupNames(State& s) {
+  NameArena names;
+  absl::flat_hash_map<absl::string_view, uint32_t> by_name;
+  by_name.reserve(s.group_by_name.size());
+  for (const auto& [name, slot] : s.group_by_name) by_name.emplace(names.Add(name), slot);
+  s.group_by_name = std::move(by_name);
+  s.group_names = std::move(names);
 }
 
 // Group slots staging resolved (Staging::group_slots), consumed in op order by CompileActions;
@@ -435,10 +499,11 @@ struct PendingInserts {
   }
 };
 
-// `key`: the entry's KeyOf for entry ops (computed once, by staging), unused for group ops.
-// `resolved`: the group slots staging resolved, or null. `pending`: where an add's classifier
-// insert waits (the caller flushes it; see PendingInserts).
-void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* resolved,
+// `key`: the entry's identity for entry ops (computed once, by staging); null for group ops and
+// for adds of a whole program (computed here). `resolved`: the group slots staging resolved, or
+// null. `pending`: where an add's classifier insert waits (the caller flushes it; see
+// PendingInserts).
+void CommitOp(State& s, const DeltaOp& op, const EntryProbe* key, GroupSlotCursor* resolved,
               PendingInserts& pending) {
   using K = DeltaOp::Kind;
   switch (op.kind) {
@@ -451,7 +516,11 @@ void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* res
         slot = static_cast<uint32_t>(s.groups.size());
         s.groups.emplace_back();
       }
-      s.group_by_name[op.group.name] = slot;
+      if (auto it = s.group_by_name.find(op.group.name); it != s.group_by_name.end()) {
+        it->second = slot;
+      } else {
+        s.group_by_name.emplace(s.group_names.Add(op.group.name), slot);
+      }
       s.groups[slot].refs = 0;
       CompileGroup(s, s.groups[slot], op.group);
       return;
@@ -460,10 +529,13 @@ void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* res
       CompileGroup(s, s.groups[s.group_by_name.at(op.group.name)], op.group);
       return;
     case K::kDeleteGroup: {
-      const uint32_t slot = s.group_by_name.at(op.group.name);
+      const auto it = s.group_by_name.find(op.group.name);
+      const uint32_t slot = it->second;
       s.groups[slot] = CGroup{};
-      s.group_by_name.erase(op.group.name);
+      s.group_names.Release(it->first);
+      s.group_by_name.erase(it);
       s.free_groups.push_back(slot);
+      if (s.group_names.WorthCompacting()) CompactGroupNames(s);
       return;
     }
     case K::kAddEntry: {
@@ -481,7 +553,8 @@ void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* res
       ce.entry = op.entry;
       ce.live = true;
       flowtables::CanonicalizeMatch(ce.entry);
-      s.entry_by_key.emplace(std::move(key), slot);
+      ce.key_hash = key ? key->hash : EntryKeyHash(ce.entry);
+      s.entry_by_key.insert(slot);
       if (pending.table != op.entry.table) pending.Flush(s);
       pending.table = op.entry.table;
       pending.slots.push_back(slot);
@@ -490,7 +563,7 @@ void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* res
       return;
     }
     case K::kModifyEntry: {
-      CEntry& ce = s.entries[s.entry_by_key.at(key)];
+      CEntry& ce = s.entries[*s.entry_by_key.find(*key)];
       AdjustRefs(s, ce.entry.actions, -1);
       ce.entry.actions = op.entry.actions;
       ce.entry.origin = op.entry.origin;
@@ -499,15 +572,15 @@ void CommitOp(State& s, const DeltaOp& op, std::string key, GroupSlotCursor* res
       return;
     }
     case K::kDeleteEntry: {
-      const auto it = s.entry_by_key.find(key);
-      const uint32_t slot = it->second;
+      const auto it = s.entry_by_key.find(*key);
+      const uint32_t slot = *it;
+      s.entry_by_key.erase(it);  // while the entry it hashes is still there
       CEntry& ce = s.entries[slot];
       CTable& t = s.tables[ce.entry.table];
       (void)t.cls->Remove(slot);
       --t.entries;
       AdjustRefs(s, ce.entry.actions, -1);
       ce = CEntry{};
-      s.entry_by_key.erase(it);
       s.free_entries.push_back(slot);
       return;
     }
@@ -571,7 +644,7 @@ absl::Status SimNic::Apply(const flowtables::Delta& d) {
   PendingInserts pending;
   for (size_t i = 0; i < d.ops.size(); ++i) {
     if (d.ops[i].kind != DeltaOp::Kind::kAddEntry) pending.Flush(s);
-    CommitOp(s, d.ops[i], staging.TakeKey(i), &resolved, pending);
+    CommitOp(s, d.ops[i], &staging.Key(i), &resolved, pending);
   }
   pending.Flush(s);
   FindBigTables(s);
@@ -621,6 +694,7 @@ absl::Status SimNic::Install(const Program& p) {
   s.groups.clear();
   s.free_groups.clear();
   s.group_by_name.clear();
+  s.group_names.Clear();
   s.affinity.clear();
   for (const TableSchema& t : p.tables) {
     CTable ct;
@@ -633,14 +707,14 @@ absl::Status SimNic::Install(const Program& p) {
   Reserve(s, p.EntryCount(), p.groups.size());
   PendingInserts pending;
   for (const SelectGroup& g : p.groups) {
-    CommitOp(s, DeltaOp{DeltaOp::Kind::kAddGroup, {}, g}, {}, nullptr, pending);
+    CommitOp(s, DeltaOp{DeltaOp::Kind::kAddGroup, {}, g}, nullptr, nullptr, pending);
   }
   for (size_t t = 0; t < s.tables.size(); ++t) {
     s.tables[t].defaults = CompileActions(s, p.tables[t].default_actions);
     if (t >= p.entries.size()) continue;
     s.tables[t].cls->Reserve(p.entries[t].size());
     for (const Entry& e : p.entries[t]) {
-      CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}}, KeyOf(e), nullptr, pending);
+      CommitOp(s, DeltaOp{DeltaOp::Kind::kAddEntry, e, {}}, nullptr, nullptr, pending);
     }
     pending.Flush(s);
   }

@@ -9,7 +9,11 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/hash/hash.h"
+#include "absl/strings/string_view.h"
 #include "flow_cache.h"
+#include "name_arena.h"
 #include "nicflow/sim/classifier.h"
 #include "nicflow/sim/device.h"
 #include "nicflow/sim/maglev.h"
@@ -39,9 +43,50 @@ struct CAction {
 struct CEntry {
   std::vector<CAction> actions;
   EntryCounters counters;
-  flowtables::Entry entry;  // canonical (match sorted by field); its key is in entry_by_key
+  flowtables::Entry entry;  // canonical (match sorted by field); indexed by entry_by_key
+  size_t key_hash = 0;      // EntryKeyHash(entry)
   bool live = false;
 };
+
+/// Hash of flowtables::EntryKey(e) for an entry in canonical form, built in a reused buffer.
+size_t EntryKeyHash(const flowtables::Entry& e);
+/// EntryKey(a) == EntryKey(b) for canonical entries, without building either key.
+bool SameEntryKey(const flowtables::Entry& a, const flowtables::Entry& b);
+/// EntryKey(e) == key, building EntryKey(e) in a reused buffer.
+bool EntryHasKey(const flowtables::Entry& e, absl::string_view key);
+
+// Installed entries by identity (flowtables::EntryKey) without a stored key: the set holds entry
+// slots, hashed as the key's bytes (CEntry::key_hash, computed once per entry) and compared by
+// what the key encodes. A string key per entry made the apply allocate, hash and fault in ~100
+// bytes per entry a second time (docs/performance.md, "Host and rte_flow").
+struct EntryProbe {
+  const flowtables::Entry* entry;  // canonical
+  size_t hash;                     // EntryKeyHash(*entry)
+};
+struct EntrySlotHash {
+  using is_transparent = void;
+  const std::vector<CEntry>* entries;
+  size_t operator()(uint32_t slot) const { return (*entries)[slot].key_hash; }
+  size_t operator()(const EntryProbe& p) const { return p.hash; }
+  size_t operator()(absl::string_view key) const { return absl::Hash<absl::string_view>{}(key); }
+};
+struct EntrySlotEq {
+  using is_transparent = void;
+  const std::vector<CEntry>* entries;
+  bool operator()(uint32_t a, uint32_t b) const {
+    return a == b || (*this)(a, EntryProbe{&(*entries)[b].entry, (*entries)[b].key_hash});
+  }
+  bool operator()(uint32_t slot, const EntryProbe& p) const {
+    const CEntry& e = (*entries)[slot];
+    return e.key_hash == p.hash && SameEntryKey(e.entry, *p.entry);
+  }
+  bool operator()(const EntryProbe& p, uint32_t slot) const { return (*this)(slot, p); }
+  bool operator()(uint32_t slot, absl::string_view key) const {
+    return EntryHasKey((*entries)[slot].entry, key);
+  }
+  bool operator()(absl::string_view key, uint32_t slot) const { return (*this)(slot, key); }
+};
+using EntryIndex = absl::flat_hash_set<uint32_t, EntrySlotHash, EntrySlotEq>;
 
 struct CTable {
   flowtables::TableSchema schema;
@@ -90,10 +135,11 @@ struct SimNic::State {
   std::vector<CTable> tables;
   std::vector<CEntry> entries;  // slot = classifier rule id
   std::vector<uint32_t> free_entries;
-  absl::flat_hash_map<std::string, uint32_t> entry_by_key;
+  EntryIndex entry_by_key{0, EntrySlotHash{&entries}, EntrySlotEq{&entries}};
   std::vector<CGroup> groups;
   std::vector<uint32_t> free_groups;
-  absl::flat_hash_map<std::string, uint32_t> group_by_name;
+  NameArena group_names;  // the keys of group_by_name
+  absl::flat_hash_map<absl::string_view, uint32_t> group_by_name;
 
   std::vector<PortInfo> ports;
   absl::flat_hash_map<std::string, PortId> port_by_name;

@@ -2,6 +2,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <string>
+
 #include "test_programs.h"
 
 namespace nicflow::sim {
@@ -193,6 +196,80 @@ TEST(SimNic, ModifyKeepsCountersAndChangesBehaviour) {
   EXPECT_EQ(send().verdict, Verdict::kDrop);
   EXPECT_EQ(nic->GetEntryCounters(ft::EntryKey(op.entry))->packets, 2u);
   EXPECT_EQ(nic->GetEntryCounters("nope").status().code(), absl::StatusCode::kNotFound);
+}
+
+// Entries are indexed by identity (table, priority, canonical match) without a stored key: the
+// same entry listed with its fields in another order is found, counted and deleted.
+TEST(SimNic, AnEntryIsFoundWhateverOrderItsFieldsAreListedIn) {
+  auto nic = SimNic::Create(*BuiltinProfile("unlimited"));
+  ASSERT_TRUE(nic->Install(Base()).ok());
+  ft::DeltaOp add;
+  add.kind = ft::DeltaOp::Kind::kAddEntry;
+  add.entry = testing::MakeEntry(
+      testing::kMiniPolicy, 50,
+      {testing::Lpm(Field::kIpv4Dst, "8.8.8.0/24"), testing::Lpm(Field::kIpv4Src, "10.0.1.0/24")},
+      {ft::DropAction{}});
+  auto by_field = [](const ft::FieldMatch& a, const ft::FieldMatch& b) {
+    return a.field < b.field;
+  };
+  std::sort(add.entry.match.rbegin(), add.entry.match.rend(), by_field);  // descending
+  ASSERT_FALSE(std::is_sorted(add.entry.match.begin(), add.entry.match.end(), by_field))
+      << "the test needs an unsorted match";
+  ft::DeltaOp twice = add;
+  std::reverse(twice.entry.match.begin(), twice.entry.match.end());
+  ft::Delta dup;
+  dup.ops = {add, twice};
+  EXPECT_EQ(nic->Apply(dup).code(), absl::StatusCode::kFailedPrecondition) << "the same entry";
+  ASSERT_TRUE(nic->ApplyOp(add).ok());
+  EXPECT_EQ(nic->ApplyOp(twice).code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(nic->GetEntryCounters(ft::EntryKey(twice.entry)).ok());
+  twice.kind = ft::DeltaOp::Kind::kDeleteEntry;
+  ASSERT_TRUE(nic->ApplyOp(twice).ok());
+  EXPECT_EQ(nic->GetEntryCounters(ft::EntryKey(twice.entry)).status().code(),
+            absl::StatusCode::kNotFound);
+  auto back = ft::Diff(Base(), nic->installed());
+  ASSERT_TRUE(back.ok());
+  EXPECT_TRUE(back->empty());
+}
+
+// Group names are packed in an arena that is compacted once deleted names outweigh live ones;
+// lookups, references and read-back must not notice.
+TEST(SimNic, GroupsStayAddressableByNameAcrossManyDeletes) {
+  auto nic = SimNic::Create(*BuiltinProfile("unlimited"));
+  ASSERT_TRUE(nic->Install(Base()).ok());
+  const ft::SelectGroup web = nic->installed().groups.at(0);
+  auto name = [](int i) {
+    return "svc/test/a-name-long-enough-to-leave-the-string/" + std::to_string(i);
+  };
+  ft::Delta add, del;
+  for (int i = 0; i < 3000; ++i) {
+    ft::SelectGroup g = web;
+    g.name = name(i);
+    add.ops.push_back({ft::DeltaOp::Kind::kAddGroup, {}, g});
+    if (i % 100 != 7) del.ops.push_back({ft::DeltaOp::Kind::kDeleteGroup, {}, g});
+  }
+  ASSERT_TRUE(nic->Apply(add).ok());
+  ASSERT_TRUE(nic->Apply(del).ok());
+  ASSERT_EQ(nic->installed().groups.size(), 31u);
+  ft::DeltaOp to_kept = AddForward("172.20.0.0/16");
+  to_kept.entry.actions = {ft::GroupAction{name(2907)}};
+  ASSERT_TRUE(nic->ApplyOp(to_kept).ok());
+  ft::DeltaOp to_deleted = AddForward("172.21.0.0/16");
+  to_deleted.entry.actions = {ft::GroupAction{name(2906)}};
+  EXPECT_EQ(nic->ApplyOp(to_deleted).code(), absl::StatusCode::kFailedPrecondition);
+  ft::SelectGroup kept = web;
+  kept.name = name(2907);
+  EXPECT_EQ(nic->ApplyOp({ft::DeltaOp::Kind::kDeleteGroup, {}, kept}).code(),
+            absl::StatusCode::kFailedPrecondition)
+      << "still referenced";
+  kept.name = name(7);
+  EXPECT_TRUE(nic->ApplyOp({ft::DeltaOp::Kind::kDeleteGroup, {}, kept}).ok());
+  EXPECT_TRUE(nic->ApplyOp(add.ops[6]).ok()) << "a deleted name can be added again";
+  std::vector<std::string> names;
+  for (const ft::SelectGroup& g : nic->installed().groups) names.push_back(g.name);
+  EXPECT_EQ(names.size(), 31u);
+  EXPECT_NE(std::find(names.begin(), names.end(), name(6)), names.end());
+  EXPECT_EQ(std::find(names.begin(), names.end(), name(7)), names.end());
 }
 
 }  // namespace
