@@ -3,6 +3,8 @@
 #include <array>
 #include <cstring>
 
+#include "packet_parse.h"
+
 namespace nicflow::sim {
 namespace {
 
@@ -28,7 +30,8 @@ uint32_t PseudoHeaderSum(std::span<const uint8_t> f, const ParsedPacket& p, uint
 }
 
 // Offset of the L4 checksum field, or 0 when the protocol has none covered by Internet sums.
-size_t L4ChecksumOffset(const ParsedPacket& p) {
+template <class P>
+size_t L4ChecksumOffset(const P& p) {
   if (!p.has_l4) return 0;
   switch (p.l4_proto) {
     case kProtoTcp:
@@ -55,7 +58,8 @@ uint16_t ComputeL4Checksum(std::span<const uint8_t> f, const ParsedPacket& p, si
   return c;
 }
 
-uint32_t SctpCrc(std::span<const uint8_t> f, const ParsedPacket& p) {
+template <class P>
+uint32_t SctpCrc(std::span<const uint8_t> f, const P& p) {
   const size_t off = p.l4_offset;
   static constexpr std::array<uint8_t, 4> kZero{};
   uint32_t crc = Crc32c(f.subspan(off, 8));
@@ -145,27 +149,21 @@ bool ChecksumsValid(std::span<const uint8_t> f, const ParsedPacket& p) noexcept 
 
 namespace {
 
-// Adjusts the IPv4 header and L4 checksums for `len` bytes at `at` changing to `to`, then
-// writes them. `l4_covers` says whether the L4 checksum covers these bytes.
-void ReplaceCovered(std::span<uint8_t> f, const ParsedPacket& p, size_t at, const uint8_t* to,
-                    size_t len, bool in_ip_header, bool l4_covers) {
-  std::span<const uint8_t> old_b(f.data() + at, len);
-  std::span<const uint8_t> new_b(to, len);
-  if (in_ip_header && !p.is_v6) {
-    uint8_t* c = f.data() + p.l3_offset + 10;
-    Store16(c, ChecksumAdjust(Load16(c), old_b, new_b));
+// The one's complement sum of ~old + new over `len` (even) bytes: what RFC 1624's eqn. 3 adds
+// to ~checksum for them. Several changes' sums add up, so each checksum is adjusted once for all
+// of them; the result equals adjusting it change by change (one's complement addition is
+// associative, and folding a positive sum never yields 0, so no intermediate -0/+0 differs).
+uint32_t ChangeSum(const uint8_t* old_b, const uint8_t* new_b, size_t len) {
+  uint32_t sum = 0;
+  for (size_t i = 0; i + 1 < len; i += 2) {
+    sum += static_cast<uint16_t>(~Load16(old_b + i));
+    sum += Load16(new_b + i);
   }
-  const size_t off = L4ChecksumOffset(p);
-  if (l4_covers && off != 0) {
-    uint8_t* c = f.data() + off;
-    const uint16_t have = Load16(c);
-    if (!(p.l4_proto == kProtoUdp && !p.is_v6 && have == 0)) {
-      uint16_t now = ChecksumAdjust(have, old_b, new_b);
-      if (p.l4_proto == kProtoUdp && now == 0) now = 0xffff;
-      Store16(c, now);
-    }
-  }
-  std::memmove(f.data() + at, to, len);
+  return sum;
+}
+
+uint16_t Adjusted(uint16_t checksum, uint32_t change_sum) {
+  return ChecksumFinish(static_cast<uint16_t>(~checksum) + change_sum);
 }
 
 void U128ToBytes(U128 v, bool v6, uint8_t* out) {
@@ -193,39 +191,82 @@ bool RewriteAddressesAndPorts(std::span<uint8_t> f, const ParsedPacket& p,
   return RewriteAddressesAndPorts(f, p, CaptureL34(p), target);
 }
 
-bool RewriteAddressesAndPorts(std::span<uint8_t> f, const ParsedPacket& p, const L34Values& from,
-                              const PacketFields& target) noexcept {
+namespace {
+
+// Writes `to` where it differs from `from` and adjusts the IPv4 header checksum and the L4
+// checksum once for all changed bytes (an IPv4 UDP checksum of 0 means "none" and stays 0; a
+// computed UDP checksum of 0 is sent as 0xffff). SCTP's CRC32c is recomputed.
+template <class P>
+bool Rewrite(std::span<uint8_t> f, const P& p, const L34Values& from, const L34Values& to) {
   const bool v6 = p.is_v6;
-  const Field src = v6 ? Field::kIpv6Src : Field::kIpv4Src;
-  const Field dst = v6 ? Field::kIpv6Dst : Field::kIpv4Dst;
   const size_t alen = v6 ? 16 : 4;
   const size_t src_at = p.l3_offset + (v6 ? 8u : 12u);
   // ICMPv4's checksum does not cover the IP header; every other L4 checksum does.
   const bool l4_covers_ips = p.l4_proto != kProtoIcmp && !(p.is_fragment && p.l4_offset == 0);
-  bool changed = false;
+  uint32_t ip_sum = 0;
+  uint32_t l4_sum = 0;
+  bool ip_changed = false;
+  bool l4_changed = false;
   uint8_t buf[16];
   for (int i = 0; i < 2; ++i) {
-    const Field fld = i == 0 ? src : dst;
-    if (target.get(fld) == (i == 0 ? from.src : from.dst)) continue;
-    U128ToBytes(target.get(fld), v6, buf);
-    ReplaceCovered(f, p, src_at + i * alen, buf, alen, true, l4_covers_ips);
-    changed = true;
+    const U128 want = i == 0 ? to.src : to.dst;
+    if (want == (i == 0 ? from.src : from.dst)) continue;
+    U128ToBytes(want, v6, buf);
+    uint8_t* at = f.data() + src_at + i * alen;
+    const uint32_t sum = ChangeSum(at, buf, alen);
+    ip_sum += sum;
+    ip_changed = true;
+    if (l4_covers_ips) l4_sum += sum, l4_changed = true;
+    std::memcpy(at, buf, alen);
   }
   const bool has_ports =
       p.has_l4 && (p.l4_proto == kProtoTcp || p.l4_proto == kProtoUdp || p.l4_proto == kProtoSctp);
   if (has_ports) {
     for (int i = 0; i < 2; ++i) {
-      const Field fld = i == 0 ? Field::kL4Src : Field::kL4Dst;
-      if (target.get(fld) == (i == 0 ? from.src_port : from.dst_port)) continue;
-      Store16(buf, static_cast<uint16_t>(target.get(fld).lo));
-      ReplaceCovered(f, p, p.l4_offset + i * 2u, buf, 2, false, true);
-      changed = true;
+      const U128 want = i == 0 ? to.src_port : to.dst_port;
+      if (want == (i == 0 ? from.src_port : from.dst_port)) continue;
+      Store16(buf, static_cast<uint16_t>(want.lo));
+      uint8_t* at = f.data() + p.l4_offset + i * 2u;
+      l4_sum += ChangeSum(at, buf, 2);
+      l4_changed = true;
+      std::memcpy(at, buf, 2);
     }
   }
+  if (ip_changed && !v6) {
+    uint8_t* c = f.data() + p.l3_offset + 10;
+    Store16(c, Adjusted(Load16(c), ip_sum));
+  }
+  const size_t off = L4ChecksumOffset(p);
+  if (l4_changed && off != 0) {
+    uint8_t* c = f.data() + off;
+    const uint16_t have = Load16(c);
+    if (!(p.l4_proto == kProtoUdp && !v6 && have == 0)) {
+      uint16_t now = Adjusted(have, l4_sum);
+      if (p.l4_proto == kProtoUdp && now == 0) now = 0xffff;
+      Store16(c, now);
+    }
+  }
+  const bool changed = ip_changed || l4_changed;
   if (changed && p.l4_proto == kProtoSctp && p.has_l4 && !p.is_fragment) {
     StoreLe32(f.data() + p.l4_offset + 8, SctpCrc(f, p));
   }
   return changed;
+}
+
+}  // namespace
+
+bool RewriteAddressesAndPorts(std::span<uint8_t> f, const ParsedPacket& p, const L34Values& from,
+                              const PacketFields& target) noexcept {
+  const Field src = p.is_v6 ? Field::kIpv6Src : Field::kIpv4Src;
+  const Field dst = p.is_v6 ? Field::kIpv6Dst : Field::kIpv4Dst;
+  return Rewrite(
+      f, p, from,
+      {target.get(src), target.get(dst), target.get(Field::kL4Src), target.get(Field::kL4Dst)});
+}
+
+bool RewriteL34(std::span<uint8_t> f, const ParsedHeaders& p, const L34Values& from,
+                const L34Values& to) noexcept {
+  return Rewrite(f, p, from, to);
 }
 
 }  // namespace nicflow::sim

@@ -9,14 +9,18 @@
 //
 // The interpreter records the path it took (tables, winning rules, the conntrack hit) and whether
 // the outcome may be cached; cacheable outcomes go into the flow cache (flow_cache.h), whose hits
-// replay them. ProcessBatch() parses and probes the cache for a group of frames before running
-// any of them, so the cache sets and conntrack entries of the hits are loaded in parallel rather
-// than one miss after another; frames still run one by one, in order.
+// replay them. With the cache on, a frame is first parsed for its headers only (packet_parse.h)
+// to probe the cache; the full field vector the tables need is built only when the cache does not
+// answer. ProcessBatch() probes the cache for a group of frames before running any of them, so
+// the cache sets and conntrack entries of the hits are loaded in parallel rather than one miss
+// after another; frames still run one by one, in order.
 #include <algorithm>
 #include <cstring>
+#include <optional>
 
 #include "device_state.h"
 #include "nicflow/sim/checksum.h"
+#include "packet_parse.h"
 
 namespace nicflow::sim {
 namespace {
@@ -354,9 +358,8 @@ PacketResult CountDrop(State& s, PacketResult res, DropReason r) noexcept {
   return res;
 }
 
-// Counts the frame in and parses it. False when it is dropped here (`res` is then final).
-bool Ingress(State& s, std::span<const uint8_t> frame, PortId in_port, Exec& x,
-             PacketResult& res) noexcept {
+// Counts the frame in. False when it is dropped here (`res` is then final).
+bool CountIn(State& s, std::span<const uint8_t> frame, PortId in_port, PacketResult& res) noexcept {
   ++s.counters.rx_packets;
   s.counters.rx_bytes += frame.size();
   if (in_port < s.port_counters.size()) {
@@ -367,53 +370,109 @@ bool Ingress(State& s, std::span<const uint8_t> frame, PortId in_port, Exec& x,
     res = CountDrop(s, res, DropReason::kNoProgram);
     return false;
   }
-  x.len = static_cast<uint32_t>(frame.size());
-  res.parse_error = ParsePacket(frame, x.pkt);
-  if (res.parse_error != ParseError::kNone) {
-    ++s.counters.parse_errors[static_cast<size_t>(res.parse_error)];
-    res = CountDrop(s, res, DropReason::kParseError);
-    return false;
-  }
+  return true;
+}
+
+// Counts a frame the parser rejected and drops it.
+PacketResult ParseDrop(State& s, ParseError e) noexcept {
+  PacketResult res;
+  res.parse_error = e;
+  ++s.counters.parse_errors[static_cast<size_t>(e)];
+  return CountDrop(s, res, DropReason::kParseError);
+}
+
+// The interpreter's state besides the parsed packet.
+void Seed(const State& s, PortId in_port, Exec& x) noexcept {
   x.orig_l34 = CaptureL34(x.pkt);
   x.f.set(Field::kInPort, U128::Of(in_port));
   const auto cls =
       in_port < s.ports.size() ? s.ports[in_port].port_class : flowtables::PortClass::kNone;
   x.f.set(Field::kMetaPortClass, U128::Of(static_cast<uint64_t>(cls)));
+}
+
+// Parses the frame into the interpreter's state. False when it is dropped here (`res` is then
+// final).
+bool Prepare(State& s, std::span<const uint8_t> frame, PortId in_port, Exec& x,
+             PacketResult& res) noexcept {
+  x.len = static_cast<uint32_t>(frame.size());
+  if (const ParseError e = ParsePacket(frame, x.pkt); e != ParseError::kNone) {
+    res = ParseDrop(s, e);
+    return false;
+  }
+  Seed(s, in_port, x);
   return true;
 }
 
+// Counts the frame in and parses it. False when it is dropped here (`res` is then final).
+bool Ingress(State& s, std::span<const uint8_t> frame, PortId in_port, Exec& x,
+             PacketResult& res) noexcept {
+  return CountIn(s, frame, in_port, res) && Prepare(s, frame, in_port, x, res);
+}
+
 // The flow cache key of a parsed packet (flow_cache.h says what belongs in it).
-FlowKey KeyOf(const State& s, const ParsedPacket& p, PortId in_port) noexcept {
-  const PacketFields& f = p.fields;
+FlowKey KeyOf(const State& s, const ParsedHeaders& p, PortId in_port) noexcept {
+  const HeaderFields& f = p.fields;
   FlowKey k;
-  k.src = f.get(SrcField(p.is_v6));
-  k.dst = f.get(DstField(p.is_v6));
+  k.src = f.src;
+  k.dst = f.dst;
   k.in_port = in_port;
   k.present = f.present;
-  k.src_port = static_cast<uint16_t>(f.get(Field::kL4Src).lo);
-  k.dst_port = static_cast<uint16_t>(f.get(Field::kL4Dst).lo);
+  k.src_port = f.l4_src;
+  k.dst_port = f.l4_dst;
   k.icmp_id = p.icmp_id;
-  k.eth_type = static_cast<uint16_t>(f.get(Field::kEthType).lo);
+  k.eth_type = f.eth_type;
   k.proto = p.l4_proto;
-  k.tcp_flags = s.key_tcp_flags ? static_cast<uint8_t>(f.get(Field::kTcpFlags).lo) : 0;
-  k.icmp_type = static_cast<uint8_t>(f.get(Field::kIcmpType).lo);
+  k.tcp_flags = s.key_tcp_flags ? f.tcp_flags : 0;
+  k.icmp_type = f.icmp_type;
   k.pkt_flags = static_cast<uint8_t>(p.is_v6 | p.has_l4 << 1 | p.is_fragment << 2);
   return k;
 }
 
-// Replays a cached outcome (see flow_cache.h). False, with nothing changed, when the remembered
-// connection is gone, expired or refuses the packet: the interpreter must run.
-bool Replay(State& s, Exec& x, const FlowCacheEntry& e, uint64_t now, Step& st) noexcept {
+// A frame parsed for the flow cache: its headers, key and the key's hash.
+struct Probe {
+  ParsedHeaders h;
+  FlowKey key;
+  uint64_t hash = 0;
+};
+
+// Parses the frame's headers and computes its key. False when the parser drops it (`res` is
+// then final).
+bool ProbeOf(State& s, std::span<const uint8_t> frame, PortId in_port, Probe& p,
+             PacketResult& res) noexcept {
+  if (const ParseError e = ParseHeaders(frame, p.h); e != ParseError::kNone) {
+    res = ParseDrop(s, e);
+    return false;
+  }
+  p.key = KeyOf(s, p.h, in_port);
+  p.hash = p.key.Hash();
+  return true;
+}
+
+// The interpreter's state of a probed frame of `len` bytes.
+void PrepareProbed(const State& s, const Probe& p, size_t len, PortId in_port, Exec& x) noexcept {
+  x.len = static_cast<uint32_t>(len);
+  ExpandHeaders(p.h, x.pkt);
+  Seed(s, in_port, x);
+}
+
+// Replays a cached outcome (see flow_cache.h) on the frame, as the interpreter and Egress would
+// have left it. False, with nothing changed, when the remembered connection is gone, expired or
+// refuses the packet: the interpreter must run.
+bool ReplayHit(State& s, std::span<uint8_t> frame, const ParsedHeaders& p, const FlowCacheEntry& e,
+               uint64_t now, PacketResult& res) noexcept {
+  const auto len = static_cast<uint32_t>(frame.size());
   if (e.has_ct) {
     if (!s.ct->IsLive(e.ct_slot, e.ct_id, now)) return false;
-    const CtHit hit{e.ct_slot, static_cast<CtDir>(e.ct_dir)};
-    if (!s.ct->Track(hit, L4Flags(x.pkt), x.len, now)) return false;
+    const uint8_t l4_flags = p.l4_proto == kProtoTcp && p.has_l4 ? p.fields.tcp_flags
+                             : p.l4_proto == kProtoSctp          ? p.sctp_chunk
+                                                                 : 0;
+    if (!s.ct->Track({e.ct_slot, static_cast<CtDir>(e.ct_dir)}, l4_flags, len, now)) return false;
   }
   const auto [steps, n] = s.flow_cache.Path(e.path);
   for (size_t i = 0; i < n; ++i) {
     CTable& tab = s.tables[steps[i].table];
     ++tab.counters.packets;
-    tab.counters.bytes += x.len;
+    tab.counters.bytes += len;
     tab.counters.ties += steps[i].tie;
     if (steps[i].rule == kNoRule) {
       ++tab.counters.misses;
@@ -422,13 +481,22 @@ bool Replay(State& s, Exec& x, const FlowCacheEntry& e, uint64_t now, Step& st) 
     ++tab.counters.hits;
     EntryCounters& c = s.entries[steps[i].rule].counters;
     ++c.packets;
-    c.bytes += x.len;
+    c.bytes += len;
   }
-  x.f.v[static_cast<int>(SrcField(x.pkt.is_v6))] = e.out_src;
-  x.f.v[static_cast<int>(DstField(x.pkt.is_v6))] = e.out_dst;
-  x.f.v[static_cast<int>(Field::kL4Src)] = U128::Of(e.out_src_port);
-  x.f.v[static_cast<int>(Field::kL4Dst)] = U128::Of(e.out_dst_port);
-  st = Done(static_cast<Verdict>(e.verdict), static_cast<DropReason>(e.reason), e.out_port);
+  // Only forward and drop outcomes are cached (Interpret).
+  if (e.verdict != static_cast<uint8_t>(Verdict::kForward)) {
+    res = CountDrop(s, res, static_cast<DropReason>(e.reason));
+    return true;
+  }
+  RewriteL34(frame, p, HeaderL34(p),
+             {e.out_src, e.out_dst, U128::Of(e.out_src_port), U128::Of(e.out_dst_port)});
+  ++s.counters.forwarded;
+  if (e.out_port < s.port_counters.size()) {
+    ++s.port_counters[e.out_port].tx_packets;
+    s.port_counters[e.out_port].tx_bytes += len;
+  }
+  res.out_port = e.out_port;
+  res.verdict = Verdict::kForward;
   return true;
 }
 
@@ -496,23 +564,20 @@ PacketResult Egress(State& s, std::span<uint8_t> buf, size_t& len, PortId in_por
   return res;
 }
 
-// A parsed frame through the cache or the tables, then out. `key` and `hash` are the frame's
-// flow key when the cache is enabled.
-PacketResult Run(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, Exec& x,
-                 const FlowKey& key, uint64_t hash, uint64_t now, PuntState* punt) noexcept {
-  Step st;
-  if (!s.flow_cache.enabled()) {
-    st = RunPipeline(s, x, now);
-  } else {
-    const FlowCacheEntry* e = s.flow_cache.Find(key, hash);
-    if (e != nullptr && Replay(s, x, *e, now, st)) {
-      ++s.flow_cache.stats.hits;
-    } else {
-      ++s.flow_cache.stats.misses;
-      st = Interpret(s, x, key, hash, now);
-    }
+// A probed frame through the cache or, when it does not answer, the tables (`x` holds the
+// frame's interpreter state if it was prepared already), then out.
+PacketResult RunFrame(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, const Probe& p,
+                      std::optional<Exec>& x, uint64_t now, PuntState* punt) noexcept {
+  PacketResult res;
+  if (const FlowCacheEntry* e = s.flow_cache.Find(p.key, p.hash);
+      e != nullptr && ReplayHit(s, buf.first(len), p.h, *e, now, res)) {
+    ++s.flow_cache.stats.hits;
+    return res;
   }
-  return Egress(s, buf, len, in_port, x, st, punt);
+  ++s.flow_cache.stats.misses;
+  if (!x) PrepareProbed(s, p, len, in_port, x.emplace());
+  const Step st = Interpret(s, *x, p.key, p.hash, now);
+  return Egress(s, buf, len, in_port, *x, st, punt);
 }
 
 }  // namespace
@@ -548,16 +613,17 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
                                   PuntState* punt) noexcept {
   State& s = *s_;
   const uint64_t now = s.clock->NowNs();
-  Exec x;
   PacketResult res;
-  if (!Ingress(s, buf.first(len), in_port, x, res)) return res;
-  FlowKey key;
-  uint64_t hash = 0;
-  if (s.flow_cache.enabled()) {
-    key = KeyOf(s, x.pkt, in_port);
-    hash = key.Hash();
+  if (!CountIn(s, buf.first(len), in_port, res)) return res;
+  if (!s.flow_cache.enabled()) {
+    Exec x;
+    if (!Prepare(s, buf.first(len), in_port, x, res)) return res;
+    return Egress(s, buf, len, in_port, x, RunPipeline(s, x, now), punt);
   }
-  return Run(s, buf, len, in_port, x, key, hash, now, punt);
+  Probe p;
+  if (!ProbeOf(s, buf.first(len), in_port, p, res)) return res;
+  std::optional<Exec> x;
+  return RunFrame(s, buf, len, in_port, p, x, now, punt);
 }
 
 namespace {
@@ -576,17 +642,18 @@ struct Speculation {
   uint64_t hash = 0;
 };
 
-void PrefetchPipeline(const State& s, Exec* xs, const bool* todo, size_t n) noexcept {
+// `xs[i]` is set for the frames to prefetch for.
+void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) noexcept {
   Speculation spec[kBatchGroup];
   for (size_t i = 0; i < n; ++i) {
-    if (!todo[i]) continue;
-    s.ct->PrefetchTuple(TupleOf(xs[i].f, xs[i].pkt, 0));
-    for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(xs[i].f);
+    if (!xs[i]) continue;
+    s.ct->PrefetchTuple(TupleOf(xs[i]->f, xs[i]->pkt, 0));
+    for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(xs[i]->f);
   }
   for (size_t i = 0; i < n; ++i) {
-    if (!todo[i]) continue;
+    if (!xs[i]) continue;
     for (TableId t : s.big_tables) {
-      const LookupResult r = s.tables[t].cls->Lookup(xs[i].f);
+      const LookupResult r = s.tables[t].cls->Lookup(xs[i]->f);
       if (r.rule == kNoRule) continue;
       spec[i].entry = &s.entries[r.rule];
       __builtin_prefetch(spec[i].entry);
@@ -611,7 +678,7 @@ void PrefetchPipeline(const State& s, Exec* xs, const bool* todo, size_t n) noex
   }
   for (size_t i = 0; i < n; ++i) {
     if (spec[i].group == nullptr) continue;
-    spec[i].hash = FlowHash(*spec[i].group, xs[i].f);
+    spec[i].hash = FlowHash(*spec[i].group, xs[i]->f);
     spec[i].group->maglev.PrefetchSlot(spec[i].hash);
     __builtin_prefetch(spec[i].group->buckets.data());
   }
@@ -627,50 +694,60 @@ void PrefetchPipeline(const State& s, Exec* xs, const bool* todo, size_t n) noex
 void SimNic::ProcessBatch(PacketBatch& b) noexcept {
   State& s = *s_;
   // Frames go in groups: parse and probe the cache for the whole group first, prefetching the
-  // cache sets and then the connections the hits will track, so their misses overlap; then run
-  // the group's frames in order. Run() looks the cache up again, since an earlier frame of the
-  // group may have replaced an entry.
+  // cache sets and then the connections the hits will track, so their misses overlap; prepare
+  // the frames the cache does not answer for the interpreter and prefetch what their lookups
+  // will read; then run the group's frames in order. RunFrame() looks the cache up again, since
+  // an earlier frame of the group may have replaced an entry.
+  const bool cached = s.flow_cache.enabled();
   for (size_t base = 0; base < b.size_; base += kBatchGroup) {
     const size_t n = std::min(kBatchGroup, b.size_ - base);
     const uint64_t now = s.clock->NowNs();
-    Exec xs[kBatchGroup];
-    bool parsed[kBatchGroup];
-    bool todo[kBatchGroup] = {};  // parsed, and not answered by the flow cache
-    FlowKey keys[kBatchGroup];
-    uint64_t hashes[kBatchGroup] = {};
+    std::optional<Exec> xs[kBatchGroup];  // interpreter state, for the frames that need it
+    Probe probes[kBatchGroup];
+    bool in[kBatchGroup];  // counted in and parsed
     for (size_t i = 0; i < n; ++i) {
       const size_t k = base + i;
-      PacketResult res;
-      parsed[i] =
-          Ingress(s, {b.data_.data() + k * b.max_frame_, b.len_[k]}, b.in_port_[k], xs[i], res);
-      if (!parsed[i]) b.results_[k] = res;
-      if (!parsed[i] || !s.flow_cache.enabled()) continue;
-      keys[i] = KeyOf(s, xs[i].pkt, b.in_port_[k]);
-      hashes[i] = keys[i].Hash();
-      s.flow_cache.Prefetch(hashes[i]);
+      const std::span<const uint8_t> frame(b.data_.data() + k * b.max_frame_, b.len_[k]);
+      PacketResult& res = b.results_[k];
+      res = {};
+      in[i] = CountIn(s, frame, b.in_port_[k], res) &&
+              (cached ? ProbeOf(s, frame, b.in_port_[k], probes[i], res)
+                      : Prepare(s, frame, b.in_port_[k], xs[i].emplace(), res));
+      if (in[i] && cached) s.flow_cache.Prefetch(probes[i].hash);
     }
-    if (s.flow_cache.enabled()) {
+    if (cached) {
       for (size_t i = 0; i < n; ++i) {
-        if (!parsed[i]) continue;
-        if (const FlowCacheEntry* e = s.flow_cache.Candidate(hashes[i]))
+        if (!in[i]) continue;
+        if (const FlowCacheEntry* e = s.flow_cache.Candidate(probes[i].hash)) {
           FlowCache::PrefetchEntry(e);
+        }
       }
       for (size_t i = 0; i < n; ++i) {
-        if (!parsed[i]) continue;
-        const FlowCacheEntry* e = s.flow_cache.Find(keys[i], hashes[i]);
+        if (!in[i]) continue;
+        const size_t k = base + i;
+        const FlowCacheEntry* e = s.flow_cache.Find(probes[i].key, probes[i].hash);
         if (e != nullptr && e->has_ct) s.ct->Prefetch(e->ct_slot);
-        todo[i] = e == nullptr;
+        if (e == nullptr) {
+          PacketResult res;
+          [[maybe_unused]] const bool ok =
+              Prepare(s, {b.data_.data() + k * b.max_frame_, b.len_[k]}, b.in_port_[k],
+                      xs[i].emplace(), res);
+          assert(ok);  // the headers parsed
+        }
       }
-    } else {
-      std::copy(parsed, parsed + n, todo);
     }
-    PrefetchPipeline(s, xs, todo, n);
+    PrefetchPipeline(s, xs, n);
     for (size_t i = 0; i < n; ++i) {
-      if (!parsed[i]) continue;
+      if (!in[i]) continue;
       const size_t k = base + i;
       size_t len = b.len_[k];
-      b.results_[k] = Run(s, {b.data_.data() + k * b.max_frame_, b.max_frame_}, len, b.in_port_[k],
-                          xs[i], keys[i], hashes[i], now, &b.punts_[k]);
+      const std::span<uint8_t> buf(b.data_.data() + k * b.max_frame_, b.max_frame_);
+      if (cached) {
+        b.results_[k] = RunFrame(s, buf, len, b.in_port_[k], probes[i], xs[i], now, &b.punts_[k]);
+      } else {
+        b.results_[k] =
+            Egress(s, buf, len, b.in_port_[k], *xs[i], RunPipeline(s, *xs[i], now), &b.punts_[k]);
+      }
       b.len_[k] = static_cast<uint32_t>(len);
     }
   }

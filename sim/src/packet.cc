@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "nicflow/sim/checksum.h"
+#include "packet_parse.h"
 
 namespace nicflow::sim {
 namespace {
@@ -16,13 +17,22 @@ U128 LoadU128(const uint8_t* p) {
   return {hi, lo};
 }
 
-constexpr uint32_t kMetadataBits = FieldBit(Field::kInPort) | FieldBit(Field::kCtState) |
-                                   FieldBit(Field::kMetaPortClass) | FieldBit(Field::kMetaFlags) |
-                                   FieldBit(Field::kMetaSrcSet) | FieldBit(Field::kMetaDstSet) |
-                                   FieldBit(Field::kMetaPeerBits);
+// The parser below is a template over its output: ParsedPacket (the full field vector) or
+// ParsedHeaders (packet_parse.h says why). Both have the same layout members and a `fields` with
+// set() and has(); the ICMP type is read through these two overloads.
+uint64_t IcmpTypeOf(const PacketFields& f) { return f.get(Field::kIcmpType).lo; }
+uint64_t IcmpTypeOf(const HeaderFields& f) { return f.icmp_type; }
+
+template <class P>
+bool IsEcho(const P& p) noexcept {
+  if (!p.fields.has(Field::kIcmpType)) return false;
+  const uint64_t t = IcmpTypeOf(p.fields);
+  return p.is_v6 ? (t == 128 || t == 129) : (t == 8 || t == 0);
+}
 
 // Parses IPv4 at out.l3_offset; sets l3_end, l4_offset (0 for non-first fragments), proto.
-ParseError ParseIpv4(std::span<const uint8_t> f, ParsedPacket& out) noexcept {
+template <class P>
+ParseError ParseIpv4(std::span<const uint8_t> f, P& out) noexcept {
   const size_t off = out.l3_offset;
   if (f.size() < off + 20) return ParseError::kTruncatedIpv4;
   const uint8_t* ip = f.data() + off;
@@ -42,7 +52,8 @@ ParseError ParseIpv4(std::span<const uint8_t> f, ParsedPacket& out) noexcept {
 }
 
 // Walks IPv6 extension headers; sets the final next header and the L4 offset.
-ParseError ParseIpv6(std::span<const uint8_t> f, ParsedPacket& out) noexcept {
+template <class P>
+ParseError ParseIpv6(std::span<const uint8_t> f, P& out) noexcept {
   const size_t off = out.l3_offset;
   if (f.size() < off + 40) return ParseError::kTruncatedIpv6;
   const uint8_t* ip = f.data() + off;
@@ -78,7 +89,8 @@ ParseError ParseIpv6(std::span<const uint8_t> f, ParsedPacket& out) noexcept {
   return ParseError::kNone;
 }
 
-ParseError ParseL4(std::span<const uint8_t> f, ParsedPacket& out) noexcept {
+template <class P>
+ParseError ParseL4(std::span<const uint8_t> f, P& out) noexcept {
   const size_t off = out.l4_offset;
   const size_t avail = out.l3_end - off;
   const uint8_t* x = f.data() + off;
@@ -107,7 +119,7 @@ ParseError ParseL4(std::span<const uint8_t> f, ParsedPacket& out) noexcept {
       if (avail < 4) return ParseError::kTruncatedL4;
       out.fields.set(Field::kIcmpType, U128::Of(x[0]));
       out.has_l4 = true;
-      if (IsIcmpEcho(out)) {
+      if (IsEcho(out)) {
         if (avail < 8) return ParseError::kTruncatedL4;
         out.icmp_id = Load16(x + 4);
       }
@@ -119,6 +131,38 @@ ParseError ParseL4(std::span<const uint8_t> f, ParsedPacket& out) noexcept {
   out.fields.set(Field::kL4Dst, U128::Of(Load16(x + 2)));
   out.has_l4 = true;
   return ParseError::kNone;
+}
+
+template <class P>
+ParseError ParseFrame(std::span<const uint8_t> frame, P& out) noexcept {
+  out = P{};
+  out.sctp_chunk = 0xff;
+  out.fields.present = kMetadataFieldBits;
+  if (frame.size() < 14) return ParseError::kTruncatedEthernet;
+  uint16_t eth_type = Load16(frame.data() + 12);
+  size_t off = 14;
+  if (eth_type == kEthTypeVlan) {
+    if (frame.size() < 18) return ParseError::kTruncatedVlan;
+    eth_type = Load16(frame.data() + 16);
+    off = 18;
+  }
+  out.eth_type = eth_type;
+  out.l3_offset = static_cast<uint16_t>(off);
+  if (frame.size() > 0xffff) return ParseError::kBadIpv4Header;  // offsets are 16-bit
+  ParseError e;
+  if (eth_type == kEthTypeIpv4) {
+    e = ParseIpv4(frame, out);
+  } else if (eth_type == kEthTypeIpv6) {
+    out.is_v6 = true;
+    e = ParseIpv6(frame, out);
+  } else {
+    return ParseError::kNonIp;
+  }
+  if (e != ParseError::kNone) return e;
+  out.fields.set(Field::kEthType, U128::Of(eth_type));
+  out.fields.set(Field::kIpProto, U128::Of(out.l4_proto));
+  if (out.l4_offset == 0) return ParseError::kNone;
+  return ParseL4(frame, out);
 }
 
 }  // namespace
@@ -153,41 +197,43 @@ std::string_view ParseErrorName(ParseError e) {
   return "unknown";
 }
 
-bool IsIcmpEcho(const ParsedPacket& p) noexcept {
-  if (!p.fields.has(Field::kIcmpType)) return false;
-  const uint64_t t = p.fields.get(Field::kIcmpType).lo;
-  return p.is_v6 ? (t == 128 || t == 129) : (t == 8 || t == 0);
-}
+bool IsIcmpEcho(const ParsedPacket& p) noexcept { return IsEcho(p); }
 
 ParseError ParsePacket(std::span<const uint8_t> frame, ParsedPacket& out) noexcept {
-  out = ParsedPacket{};
-  out.sctp_chunk = 0xff;
-  out.fields.present = kMetadataBits;
-  if (frame.size() < 14) return ParseError::kTruncatedEthernet;
-  uint16_t eth_type = Load16(frame.data() + 12);
-  size_t off = 14;
-  if (eth_type == kEthTypeVlan) {
-    if (frame.size() < 18) return ParseError::kTruncatedVlan;
-    eth_type = Load16(frame.data() + 16);
-    off = 18;
-  }
-  out.eth_type = eth_type;
-  out.l3_offset = static_cast<uint16_t>(off);
-  if (frame.size() > 0xffff) return ParseError::kBadIpv4Header;  // offsets are 16-bit
-  ParseError e;
-  if (eth_type == kEthTypeIpv4) {
-    e = ParseIpv4(frame, out);
-  } else if (eth_type == kEthTypeIpv6) {
-    out.is_v6 = true;
-    e = ParseIpv6(frame, out);
-  } else {
-    return ParseError::kNonIp;
-  }
-  if (e != ParseError::kNone) return e;
-  out.fields.set(Field::kEthType, U128::Of(eth_type));
-  out.fields.set(Field::kIpProto, U128::Of(out.l4_proto));
-  if (out.l4_offset == 0) return ParseError::kNone;
-  return ParseL4(frame, out);
+  return ParseFrame(frame, out);
+}
+
+ParseError ParseHeaders(std::span<const uint8_t> frame, ParsedHeaders& out) noexcept {
+  return ParseFrame(frame, out);
+}
+
+void ExpandHeaders(const ParsedHeaders& h, ParsedPacket& out) noexcept {
+  const HeaderFields& f = h.fields;
+  out.fields.v = {};
+  out.fields.present = f.present;
+  const auto put = [&](Field field, U128 value) {
+    if (f.has(field)) out.fields.v[static_cast<int>(field)] = value;
+  };
+  put(Field::kIpv4Src, f.src);
+  put(Field::kIpv4Dst, f.dst);
+  put(Field::kIpv6Src, f.src);
+  put(Field::kIpv6Dst, f.dst);
+  put(Field::kL4Src, U128::Of(f.l4_src));
+  put(Field::kL4Dst, U128::Of(f.l4_dst));
+  put(Field::kEthType, U128::Of(f.eth_type));
+  put(Field::kIpProto, U128::Of(f.ip_proto));
+  put(Field::kIcmpType, U128::Of(f.icmp_type));
+  put(Field::kTcpFlags, U128::Of(f.tcp_flags));
+  out.eth_type = h.eth_type;
+  out.l3_offset = h.l3_offset;
+  out.l4_offset = h.l4_offset;
+  out.l3_end = h.l3_end;
+  out.l4_proto = h.l4_proto;
+  out.is_v6 = h.is_v6;
+  out.has_l4 = h.has_l4;
+  out.is_fragment = h.is_fragment;
+  out.icmp_id = h.icmp_id;
+  out.sctp_chunk = h.sctp_chunk;
 }
 
 IpAddr AddrFromU128(U128 v, bool is_v6) {

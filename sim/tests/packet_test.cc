@@ -2,9 +2,11 @@
 
 #include <gtest/gtest.h>
 
+#include <cstring>
 #include <random>
 
 #include "nicflow/sim/checksum.h"
+#include "packet_parse.h"
 #include "test_programs.h"
 
 namespace nicflow::sim {
@@ -105,6 +107,48 @@ TEST(Packet, RandomBytesNeverCrashAndGarbageIsClassified) {
   EXPECT_LT(ok, 20000u);
 }
 
+// The datapath parses cache probes with ParseHeaders and expands them for the interpreter; that
+// must be indistinguishable from ParsePacket on every frame, good, cut short or garbage.
+TEST(Packet, HeaderParseAndExpansionAgreeWithTheFullParse) {
+  std::mt19937_64 rng(5);
+  std::vector<std::vector<uint8_t>> frames;
+  for (const PacketSpec& s : AllKinds()) {
+    auto f = BuildPacket(s);
+    ASSERT_TRUE(f.ok());
+    for (size_t n = 0; n <= f->size(); ++n) frames.emplace_back(f->begin(), f->begin() + n);
+    for (int i = 0; i < 2000; ++i) {
+      std::vector<uint8_t> g = *f;
+      for (int k = 0; k < 3; ++k) g[rng() % g.size()] = static_cast<uint8_t>(rng());
+      frames.push_back(std::move(g));
+    }
+  }
+  size_t parsed = 0;
+  for (const std::vector<uint8_t>& f : frames) {
+    ParsedPacket full;
+    ParsedHeaders h;
+    const ParseError e = ParsePacket(f, full);
+    ASSERT_EQ(ParseHeaders(f, h), e);
+    if (e != ParseError::kNone) continue;
+    ++parsed;
+    ParsedPacket expanded;
+    expanded.fields.v.fill(U128::Of(0xdead));  // the expansion must overwrite every field
+    ExpandHeaders(h, expanded);
+    ASSERT_EQ(expanded.fields.present, full.fields.present);
+    for (int i = 0; i < kFieldCount; ++i) ASSERT_EQ(expanded.fields.v[i], full.fields.v[i]) << i;
+    EXPECT_EQ(expanded.eth_type, full.eth_type);
+    EXPECT_EQ(expanded.l3_offset, full.l3_offset);
+    EXPECT_EQ(expanded.l4_offset, full.l4_offset);
+    EXPECT_EQ(expanded.l3_end, full.l3_end);
+    EXPECT_EQ(expanded.l4_proto, full.l4_proto);
+    EXPECT_EQ(expanded.is_v6, full.is_v6);
+    EXPECT_EQ(expanded.has_l4, full.has_l4);
+    EXPECT_EQ(expanded.is_fragment, full.is_fragment);
+    EXPECT_EQ(expanded.icmp_id, full.icmp_id);
+    EXPECT_EQ(expanded.sctp_chunk, full.sctp_chunk);
+  }
+  EXPECT_GT(parsed, 1000u);
+}
+
 TEST(Packet, Ipv6ExtensionHeadersAreWalkedToTheTransportHeader) {
   auto f = BuildPacket(Spec(kProtoUdp, "2001:db8::1", 10, "2001:db8::2", 20));
   ASSERT_TRUE(f.ok());
@@ -168,6 +212,55 @@ TEST(Packet, IncrementalNatRewriteMatchesFullRecomputation) {
         EXPECT_EQ(udp_before, 0);
         EXPECT_EQ(Load16(f->data() + 14 + 20 + 6), 0) << "IPv4 UDP zero checksum stays zero";
       }
+    }
+  }
+}
+
+// The rewrite adjusts each checksum once for all changed words; that must equal adjusting it
+// change by change (RFC 1624 per field, as the rewrite did before), whatever the stored checksums
+// are, including 0x0000 and 0xffff and IPv4 UDP's "no checksum" 0.
+TEST(Checksum, OneAdjustmentForAllChangesEqualsOnePerChange) {
+  std::mt19937_64 rng(9);
+  for (uint8_t proto : {kProtoTcp, kProtoUdp}) {
+    for (int i = 0; i < 3000; ++i) {
+      auto f = BuildPacket(Spec(proto, "10.0.0.1", 1000, "10.96.0.10", 80));
+      ASSERT_TRUE(f.ok());
+      ParsedPacket p;
+      ASSERT_EQ(ParsePacket(*f, p), ParseError::kNone);
+      const size_t ip_c = p.l3_offset + 10;
+      const size_t l4_c = p.l4_offset + (proto == kProtoTcp ? 16 : 6);
+      const uint16_t picks[] = {0, 0xffff, 1, 0xfffe};
+      Store16(f->data() + ip_c, i % 3 ? static_cast<uint16_t>(rng()) : picks[rng() % 4]);
+      Store16(f->data() + l4_c, i % 3 ? static_cast<uint16_t>(rng()) : picks[rng() % 4]);
+      PacketFields target = p.fields;
+      const uint16_t words[] = {0, 0xffff, static_cast<uint16_t>(rng())};
+      const auto word = [&] { return uint64_t{words[rng() % 3]}; };
+      if (rng() % 2) target.set(Field::kIpv4Src, U128::Of(word() << 16 | word()));
+      if (rng() % 2) target.set(Field::kIpv4Dst, U128::Of(word() << 16 | word()));
+      if (rng() % 2) target.set(Field::kL4Src, U128::Of(word()));
+      if (rng() % 2) target.set(Field::kL4Dst, U128::Of(word()));
+      std::vector<uint8_t> want = *f;
+      const auto change = [&](size_t at, const uint8_t* to, size_t len, bool ip) {
+        const std::span<const uint8_t> old_b(want.data() + at, len), new_b(to, len);
+        if (ip) Store16(&want[ip_c], ChecksumAdjust(Load16(&want[ip_c]), old_b, new_b));
+        const uint16_t have = Load16(&want[l4_c]);
+        if (!(proto == kProtoUdp && have == 0)) {
+          uint16_t now = ChecksumAdjust(have, old_b, new_b);
+          if (proto == kProtoUdp && now == 0) now = 0xffff;
+          Store16(&want[l4_c], now);
+        }
+        std::memcpy(want.data() + at, to, len);
+      };
+      const Field fields[] = {Field::kIpv4Src, Field::kIpv4Dst, Field::kL4Src, Field::kL4Dst};
+      for (int k = 0; k < 4; ++k) {
+        if (target.get(fields[k]) == p.fields.get(fields[k])) continue;
+        uint8_t b[4];
+        Store32(b, static_cast<uint32_t>(target.get(fields[k]).lo));
+        if (k < 2) change(p.l3_offset + 12 + 4 * k, b, 4, true);
+        if (k >= 2) change(p.l4_offset + 2 * (k - 2), b + 2, 2, false);
+      }
+      RewriteAddressesAndPorts(*f, p, target);
+      ASSERT_EQ(*f, want) << "case " << i;
     }
   }
 }
