@@ -630,17 +630,56 @@ namespace {
 
 // Prefetching for frames the flow cache does not answer: each pass loads, for every such frame of
 // a group, what the next pass reads, so a group's cache misses overlap instead of queueing one
-// after another. The passes speculate with the frame's fields as parsed (a lookup in a big table
-// with the fields as they are before any action ran): a wrong guess costs a useless load, never a
-// different result, since nothing here writes.
+// after another. The passes speculate: the fields the first big table will see are those the
+// small tables before it leave (SpeculateFields), then a lookup in each big table with them
+// guesses the winning entry, its group and bucket. A wrong guess costs a useless load, never a
+// different result, since nothing here writes to the device.
 // Frames a batch handles together (see ProcessBatch).
 constexpr size_t kBatchGroup = 16;
 
 struct Speculation {
+  PacketFields f;  // as the first big table will see them, if `reaches_big`
+  bool reaches_big = false;
   const CEntry* entry = nullptr;
   const CGroup* group = nullptr;
   uint64_t hash = 0;
 };
+
+// Runs the small tables before the first big one on a copy of the fields, as far as that needs
+// no state: lookups, SetField and Dnat, and a conntrack lookup taken to find nothing (a frame the
+// flow cache did not answer is most often a new connection). Speculating with the parsed fields
+// instead missed in the service table, whose tuples match meta.flags that `classify` sets.
+// False when the walk leaves the pipeline, or needs state, before reaching a big table.
+bool SpeculateFields(const State& s, const Exec& x, PacketFields& f) noexcept {
+  f = x.f;
+  TableId t = 0;
+  for (size_t hops = 0; hops < s.tables.size() && t < s.tables.size(); ++hops) {
+    if (std::find(s.big_tables.begin(), s.big_tables.end(), t) != s.big_tables.end()) return true;
+    const CTable& tab = s.tables[t];
+    const LookupResult r = tab.cls->Lookup(f);
+    const std::vector<CAction>& list = r.rule != kNoRule ? s.entries[r.rule].actions : tab.defaults;
+    TableId next = t;
+    for (const CAction& a : list) {
+      if (a.kind == ActionKind::kSetField) {
+        ApplySetField(f, a);
+      } else if (a.kind == ActionKind::kDnat) {
+        if (!ApplyDnat(f, x.pkt, a)) return false;
+      } else if (a.kind == ActionKind::kCtLookup) {
+        const bool inv = x.pkt.l4_proto == kProtoTcp && !TcpCanStart(L4Flags(x.pkt));
+        f.set(Field::kCtState,
+              U128::Of(flowtables::kCtTrk | (inv ? flowtables::kCtInv : flowtables::kCtNew)));
+      } else if (a.kind == ActionKind::kGoto) {
+        next = a.table;
+        break;
+      } else if (a.kind != ActionKind::kCount) {
+        return false;
+      }
+    }
+    if (next <= t) return false;
+    t = next;
+  }
+  return false;
+}
 
 // `xs[i]` is set for the frames to prefetch for.
 void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) noexcept {
@@ -648,12 +687,14 @@ void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) n
   for (size_t i = 0; i < n; ++i) {
     if (!xs[i]) continue;
     s.ct->PrefetchTuple(TupleOf(xs[i]->f, xs[i]->pkt, 0));
-    for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(xs[i]->f);
+    spec[i].reaches_big = SpeculateFields(s, *xs[i], spec[i].f);
+    if (!spec[i].reaches_big) continue;
+    for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(spec[i].f);
   }
   for (size_t i = 0; i < n; ++i) {
-    if (!xs[i]) continue;
+    if (!spec[i].reaches_big) continue;
     for (TableId t : s.big_tables) {
-      const LookupResult r = s.tables[t].cls->Lookup(xs[i]->f);
+      const LookupResult r = s.tables[t].cls->Lookup(spec[i].f);
       if (r.rule == kNoRule) continue;
       spec[i].entry = &s.entries[r.rule];
       __builtin_prefetch(spec[i].entry);
@@ -678,7 +719,7 @@ void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) n
   }
   for (size_t i = 0; i < n; ++i) {
     if (spec[i].group == nullptr) continue;
-    spec[i].hash = FlowHash(*spec[i].group, xs[i]->f);
+    spec[i].hash = FlowHash(*spec[i].group, spec[i].f);
     spec[i].group->maglev.PrefetchSlot(spec[i].hash);
     __builtin_prefetch(spec[i].group->buckets.data());
   }
