@@ -683,50 +683,63 @@ bool SpeculateFields(const State& s, const Exec& x, PacketFields& f) noexcept {
 
 // `xs[i]` is set for the frames to prefetch for.
 void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) noexcept {
-  Speculation spec[kBatchGroup];
+  // Reused, and reset only for the frames the interpreter will run: a Speculation holds a whole
+  // field vector, and a fresh array zeroed sixteen of them per group, a cost of every
+  // established (cache-hit) group, which runs no interpreter at all. `spec[i]` is null for the
+  // others.
+  thread_local Speculation spec_storage[kBatchGroup];
+  std::array<Speculation*, kBatchGroup> spec{};
+  bool any = false;
   for (size_t i = 0; i < n; ++i) {
     if (!xs[i]) continue;
+    Speculation& sp = spec_storage[i];
+    sp.entry = nullptr;
+    sp.group = nullptr;
+    sp.hash = 0;
+    spec[i] = &sp;
     s.ct->PrefetchTuple(TupleOf(xs[i]->f, xs[i]->pkt, 0));
-    spec[i].reaches_big = SpeculateFields(s, *xs[i], spec[i].f);
-    if (!spec[i].reaches_big) continue;
-    for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(spec[i].f);
+    sp.reaches_big = SpeculateFields(s, *xs[i], sp.f);
+    if (!sp.reaches_big) continue;
+    any = true;
+    for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(sp.f);
   }
+  if (!any) return;
   for (size_t i = 0; i < n; ++i) {
-    if (!spec[i].reaches_big) continue;
+    if (!spec[i] || !spec[i]->reaches_big) continue;
     for (TableId t : s.big_tables) {
-      const LookupResult r = s.tables[t].cls->Lookup(spec[i].f);
+      const LookupResult r = s.tables[t].cls->Lookup(spec[i]->f);
       if (r.rule == kNoRule) continue;
-      spec[i].entry = &s.entries[r.rule];
-      __builtin_prefetch(spec[i].entry);
+      spec[i]->entry = &s.entries[r.rule];
+      __builtin_prefetch(spec[i]->entry);
       break;
     }
   }
   for (size_t i = 0; i < n; ++i) {
-    if (spec[i].entry == nullptr) continue;
-    const char* p = reinterpret_cast<const char*>(spec[i].entry->actions.data());
-    for (size_t k = 0; k < spec[i].entry->actions.size() && k < 4; ++k) {
+    if (!spec[i] || spec[i]->entry == nullptr) continue;
+    const char* p = reinterpret_cast<const char*>(spec[i]->entry->actions.data());
+    for (size_t k = 0; k < spec[i]->entry->actions.size() && k < 4; ++k) {
       __builtin_prefetch(p + k * sizeof(CAction));
     }
   }
   for (size_t i = 0; i < n; ++i) {
-    if (spec[i].entry == nullptr) continue;
-    for (const CAction& a : spec[i].entry->actions) {
+    if (!spec[i] || spec[i]->entry == nullptr) continue;
+    for (const CAction& a : spec[i]->entry->actions) {
       if (a.kind != ActionKind::kGroup) continue;
-      spec[i].group = &s.groups[a.group];
-      __builtin_prefetch(spec[i].group);
+      spec[i]->group = &s.groups[a.group];
+      __builtin_prefetch(spec[i]->group);
       break;
     }
   }
   for (size_t i = 0; i < n; ++i) {
-    if (spec[i].group == nullptr) continue;
-    spec[i].hash = FlowHash(*spec[i].group, spec[i].f);
-    spec[i].group->maglev.PrefetchSlot(spec[i].hash);
-    __builtin_prefetch(spec[i].group->buckets.data());
+    if (!spec[i] || spec[i]->group == nullptr) continue;
+    spec[i]->hash = FlowHash(*spec[i]->group, spec[i]->f);
+    spec[i]->group->maglev.PrefetchSlot(spec[i]->hash);
+    __builtin_prefetch(spec[i]->group->buckets.data());
   }
   for (size_t i = 0; i < n; ++i) {
-    if (spec[i].group == nullptr) continue;
-    const uint32_t b = spec[i].group->maglev.Pick(spec[i].hash);
-    if (b < spec[i].group->buckets.size()) __builtin_prefetch(spec[i].group->buckets[b].data());
+    if (!spec[i] || spec[i]->group == nullptr) continue;
+    const uint32_t b = spec[i]->group->maglev.Pick(spec[i]->hash);
+    if (b < spec[i]->group->buckets.size()) __builtin_prefetch(spec[i]->group->buckets[b].data());
   }
 }
 
