@@ -781,13 +781,7 @@ void SimNic::ProcessBatch(PacketBatch& b) noexcept {
         const size_t k = base + i;
         const FlowCacheEntry* e = s.flow_cache.Find(probes[i].key, probes[i].hash);
         if (e != nullptr && e->has_ct) s.ct->Prefetch(e->ct_slot);
-        if (e == nullptr) {
-          PacketResult res;
-          [[maybe_unused]] const bool ok =
-              Prepare(s, {b.data_.data() + k * b.max_frame_, b.len_[k]}, b.in_port_[k],
-                      xs[i].emplace(), res);
-          assert(ok);  // the headers parsed
-        }
+        if (e == nullptr) PrepareProbed(s, probes[i], b.len_[k], b.in_port_[k], xs[i].emplace());
       }
     }
     PrefetchPipeline(s, xs, n);
