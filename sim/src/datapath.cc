@@ -337,11 +337,21 @@ uint64_t FlowHash(const CGroup& g, const PacketFields& f) noexcept {
   return Mix(h);
 }
 
-uint8_t L4Flags(const ParsedPacket& p) noexcept {
-  if (p.l4_proto == kProtoTcp && p.has_l4) {
-    return static_cast<uint8_t>(p.fields.get(Field::kTcpFlags).lo);
-  }
+namespace {
+
+template <class P>
+uint8_t L4FlagsOf(const P& p, uint8_t tcp_flags) noexcept {
+  if (p.l4_proto == kProtoTcp && p.has_l4) return tcp_flags;
   return p.l4_proto == kProtoSctp ? p.sctp_chunk : 0;
+}
+
+// The same for a frame parsed for the flow cache.
+uint8_t L4Flags(const ParsedHeaders& p) noexcept { return L4FlagsOf(p, p.fields.tcp_flags); }
+
+}  // namespace
+
+uint8_t L4Flags(const ParsedPacket& p) noexcept {
+  return L4FlagsOf(p, static_cast<uint8_t>(p.fields.get(Field::kTcpFlags).lo));
 }
 
 // ---- Entry points ----
@@ -463,10 +473,7 @@ bool ReplayHit(State& s, std::span<uint8_t> frame, const ParsedHeaders& p, const
   const auto len = static_cast<uint32_t>(frame.size());
   if (e.has_ct) {
     if (!s.ct->IsLive(e.ct_slot, e.ct_id, now)) return false;
-    const uint8_t l4_flags = p.l4_proto == kProtoTcp && p.has_l4 ? p.fields.tcp_flags
-                             : p.l4_proto == kProtoSctp          ? p.sctp_chunk
-                                                                 : 0;
-    if (!s.ct->Track({e.ct_slot, static_cast<CtDir>(e.ct_dir)}, l4_flags, len, now)) return false;
+    if (!s.ct->Track({e.ct_slot, static_cast<CtDir>(e.ct_dir)}, L4Flags(p), len, now)) return false;
   }
   const auto [steps, n] = s.flow_cache.Path(e.path);
   for (size_t i = 0; i < n; ++i) {
