@@ -153,10 +153,38 @@ struct BucketHot {
   bool simple = false;  // exactly one rule, no range checks
 };
 
+// The key words a tuple's mask keeps (any bit set), in key order. Its index holds only those
+// words of each masked key: a tuple on one field of a wide schema hashes and compares one or two
+// words instead of the whole key (most tuples of the pipeline's tables mention few of their key
+// fields, e.g. a destination address and a port out of the service table's ten words).
+struct ActiveWords {
+  std::array<uint8_t, kMaxKeyWords> at{};
+  std::array<uint64_t, kMaxKeyWords> mask{};
+  uint8_t n = 0;
+
+  explicit ActiveWords(const std::vector<uint64_t>& full) {
+    for (size_t w = 0; w < full.size(); ++w) {
+      if (full[w] == 0) continue;
+      at[n] = static_cast<uint8_t>(w);
+      mask[n++] = full[w];
+    }
+  }
+  // `out` = the kept words of `key` under the mask.
+  void Gather(const uint64_t* key, uint64_t* out) const noexcept {
+    for (uint8_t i = 0; i < n; ++i) out[i] = key[at[i]] & mask[i];
+  }
+  // The same in place (each kept word moves down, never over one still to be read).
+  void Compact(std::vector<uint64_t>& key) const {
+    Gather(key.data(), key.data());
+    key.resize(n);
+  }
+};
+
 struct Tuple {
   std::vector<uint64_t> mask;
   uint32_t required = 0;
-  WordKeyIndex index;  // masked key -> bucket id
+  ActiveWords active;
+  WordKeyIndex index;  // active words of the masked key -> bucket id
   std::vector<std::vector<BucketRule>> buckets;
   std::vector<BucketHot> hot;  // parallel to buckets
   std::vector<uint32_t> free_buckets;
@@ -166,7 +194,7 @@ struct Tuple {
 
 struct RuleLoc {
   uint32_t tuple;
-  std::vector<uint64_t> key;
+  std::vector<uint64_t> key;  // the tuple's active words of the rule's value
 };
 
 // The best rule found so far.
@@ -201,8 +229,6 @@ bool RangesOk(const BucketRule& r, const uint64_t* key) noexcept {
 // The tuples of one partition (see TupleSpaceClassifier).
 class TupleSpace {
  public:
-  explicit TupleSpace(int words) : words_(words) {}
-
   /// Both return the index of the rule's tuple (stable for the classifier's lifetime).
   uint32_t Insert(CompiledRule r);
   uint32_t Remove(uint32_t id);
@@ -217,8 +243,8 @@ class TupleSpace {
       if (max_tuples == 0) return;
       const Tuple& t = tuples_[ti];
       if ((present & t.required) != t.required) continue;
-      for (int w = 0; w < words_; ++w) masked[w] = key[w] & t.mask[w];
-      t.index.Prefetch(HashWords(masked.data(), words_));
+      t.active.Gather(key, masked.data());
+      t.index.Prefetch(HashWords(masked.data(), t.active.n));
       --max_tuples;
     }
   }
@@ -237,6 +263,10 @@ class TupleSpace {
 
  private:
   void Reorder();
+  static Tuple NewTuple(const CompiledRule& r) {
+    const ActiveWords active(r.mask);
+    return Tuple{r.mask, r.required, active, WordKeyIndex(active.n), {}, {}, {}, {}, 0};
+  }
   static void Summarize(Tuple& t, uint32_t b) {
     const std::vector<BucketRule>& rules = t.buckets[b];
     if (rules.empty()) return;
@@ -244,7 +274,6 @@ class TupleSpace {
                 rules.size() == 1 && rules[0].ranges.empty()};
   }
 
-  int words_;
   std::vector<Tuple> tuples_;
   std::map<std::vector<uint64_t>, uint32_t> tuple_index_;  // mask + required -> tuple
   std::vector<uint32_t> order_;                            // non-empty tuples, max priority desc
@@ -258,9 +287,7 @@ void TupleSpace::ReserveFor(std::span<const CompiledRule> rules) {
     sig_.assign(r.mask.begin(), r.mask.end());
     sig_.push_back(r.required);
     auto [it, fresh] = tuple_index_.try_emplace(sig_, tuples_.size());
-    if (fresh) {
-      tuples_.push_back(Tuple{r.mask, r.required, WordKeyIndex(words_), {}, {}, {}, {}, 0});
-    }
+    if (fresh) tuples_.push_back(NewTuple(r));
     if (adding.size() <= it->second) adding.resize(it->second + 1, 0);
     ++adding[it->second];
   }
@@ -274,12 +301,12 @@ uint32_t TupleSpace::Insert(CompiledRule r) {
   sig_.assign(r.mask.begin(), r.mask.end());
   sig_.push_back(r.required);
   auto [it, fresh] = tuple_index_.try_emplace(sig_, tuples_.size());
-  if (fresh) {
-    tuples_.push_back(Tuple{r.mask, r.required, WordKeyIndex(words_), {}, {}, {}, {}, 0});
-  }
+  if (fresh) tuples_.push_back(NewTuple(r));
   Tuple& t = tuples_[it->second];
-  const uint64_t h = HashWords(r.value.data(), r.value.size());
-  uint32_t b = t.index.Find(r.value.data(), h);
+  std::vector<uint64_t> key = std::move(r.value);
+  t.active.Compact(key);
+  const uint64_t h = HashWords(key.data(), key.size());
+  uint32_t b = t.index.Find(key.data(), h);
   if (b == WordKeyIndex::kNone) {
     if (!t.free_buckets.empty()) {
       b = t.free_buckets.back();
@@ -289,7 +316,7 @@ uint32_t TupleSpace::Insert(CompiledRule r) {
       t.buckets.emplace_back();
       t.hot.emplace_back();
     }
-    t.index.Insert(r.value.data(), h, b);
+    t.index.Insert(key.data(), h, b);
   }
   std::vector<BucketRule>& bucket = t.buckets[b];
   const int32_t priority = r.rule.priority;
@@ -302,7 +329,7 @@ uint32_t TupleSpace::Insert(CompiledRule r) {
   // raises neither leaves it as it is.
   const bool reorder = t.priorities.empty() || priority > t.max_priority;
   ++t.priorities[priority];
-  rules_.emplace(id, RuleLoc{it->second, std::move(r.value)});
+  rules_.emplace(id, RuleLoc{it->second, std::move(key)});
   if (reorder) Reorder();
   return it->second;
 }
@@ -351,8 +378,8 @@ void TupleSpace::Lookup(const uint64_t* key, uint32_t present, uint64_t allowed,
     if (best.found && t.max_priority < best.priority) break;
     if (!((allowed >> std::min<uint32_t>(ti, 63)) & 1)) continue;
     if ((present & t.required) != t.required) continue;
-    for (int w = 0; w < words_; ++w) masked[w] = key[w] & t.mask[w];
-    const uint32_t b = t.index.Find(masked.data(), HashWords(masked.data(), words_));
+    t.active.Gather(key, masked.data());
+    const uint32_t b = t.index.Find(masked.data(), HashWords(masked.data(), t.active.n));
     if (b == WordKeyIndex::kNone) continue;
     const BucketHot& hot = t.hot[b];
     if (hot.simple) {
@@ -438,7 +465,7 @@ struct Part {
 // packet by that key's value (see "Partitioning" in classifier.h).
 class TupleSpaceClassifier final : public Classifier {
  public:
-  explicit TupleSpaceClassifier(std::vector<KeyField> keys) : keys_(std::move(keys)), space_(0) {
+  explicit TupleSpaceClassifier(std::vector<KeyField> keys) : keys_(std::move(keys)) {
     for (size_t i = 0; i < keys_.size(); ++i) {
       const int width = flowtables::GetFieldInfo(keys_[i].field).width_bits;
       word_off_.push_back(static_cast<uint8_t>(words_));
@@ -448,7 +475,6 @@ class TupleSpaceClassifier final : public Classifier {
         part_ = static_cast<int>(i);
       }
     }
-    space_ = TupleSpace(words_);
   }
 
   absl::Status Insert(uint32_t id, int32_t priority, std::span<const FieldMatch> match) override;
