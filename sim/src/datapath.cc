@@ -59,6 +59,23 @@ struct Record {
   PathStep steps[kMaxPathSteps];
 };
 
+// The lookups the prefetch pass made for a frame (see PrefetchPipeline): the results of the first
+// `n` tables of its path. They hold while the frame's fields are those the pass assumed: it ran
+// the same actions on the same fields, except that it took every conntrack lookup to find
+// nothing, giving the state `ct_state`. The interpreter uses them in order and drops them at the
+// first table or conntrack state that differs.
+struct LookupMemo {
+  static constexpr size_t kMax = 8;
+  uint8_t n = 0;
+  TableId table[kMax];
+  LookupResult result[kMax];
+  uint64_t ct_state = 0;
+
+  void Add(TableId t, LookupResult r) noexcept {
+    if (n < kMax) table[n] = t, result[n++] = r;
+  }
+};
+
 struct Exec {
   ParsedPacket pkt;
   PacketFields& f = pkt.fields;
@@ -67,6 +84,8 @@ struct Exec {
   bool have_orig = false;
   uint32_t len = 0;
   Record rec;
+  const LookupMemo* memo = nullptr;
+  uint8_t memo_at = 0;  // the next memo entry
 };
 
 enum class Flow : uint8_t { kNext, kGoto, kDone };
@@ -106,6 +125,7 @@ void CtLookup(SimNic::State& s, Exec& x, uint16_t zone, uint64_t now) noexcept {
   if (!x.have_orig) x.orig = t, x.have_orig = true;
   uint64_t state = flowtables::kCtTrk;
   if (auto hit = s.ct->Find(t, now)) {
+    x.memo = nullptr;  // conntrack state of its own, and maybe NAT: not the memo's fields
     if (s.ct->Track(*hit, L4Flags(x.pkt), x.len, now)) {
       state |= flowtables::kCtEst | (hit->dir == CtDir::kReply ? flowtables::kCtRpl : 0);
       const CtEntry& e = s.ct->entry(hit->slot);
@@ -128,6 +148,7 @@ void CtLookup(SimNic::State& s, Exec& x, uint16_t zone, uint64_t now) noexcept {
   } else {
     state |= flowtables::kCtNew;
   }
+  if (x.memo != nullptr && x.memo->ct_state != state) x.memo = nullptr;
   x.f.set(Field::kCtState, U128::Of(state));
 }
 
@@ -221,7 +242,13 @@ Step RunPipeline(SimNic::State& s, Exec& x, uint64_t now, TableId start = 0) noe
     CTable& tab = s.tables[t];
     ++tab.counters.packets;
     tab.counters.bytes += x.len;
-    const LookupResult r = tab.cls->Lookup(x.f);
+    LookupResult r;
+    if (x.memo != nullptr && x.memo_at < x.memo->n && x.memo->table[x.memo_at] == t) {
+      r = x.memo->result[x.memo_at++];
+    } else {
+      x.memo = nullptr;
+      r = tab.cls->Lookup(x.f);
+    }
     tab.counters.ties += r.tie;
     if (x.rec.n < kMaxPathSteps && t <= 0xff) {
       x.rec.steps[x.rec.n++] = {r.rule, static_cast<uint8_t>(t), static_cast<uint8_t>(r.tie), 0};
@@ -640,13 +667,17 @@ namespace {
 // after another. The passes speculate: the fields the first big table will see are those the
 // small tables before it leave (SpeculateFields), then a lookup in each big table with them
 // guesses the winning entry, its group and bucket. A wrong guess costs a useless load, never a
-// different result, since nothing here writes to the device.
+// different result, since nothing here writes to the device. The lookups made on the way are
+// kept for the interpreter (LookupMemo), which uses them for as long as its frame's fields are
+// the ones they were made with: a frame that turns out new pays for each lookup once.
 // Frames a batch handles together (see ProcessBatch).
 constexpr size_t kBatchGroup = 16;
 
 struct Speculation {
   PacketFields f;  // as the first big table will see them, if `reaches_big`
+  LookupMemo memo;
   bool reaches_big = false;
+  TableId big = 0;  // the big table reached
   const CEntry* entry = nullptr;
   const CGroup* group = nullptr;
   uint64_t hash = 0;
@@ -657,13 +688,18 @@ struct Speculation {
 // flow cache did not answer is most often a new connection). Speculating with the parsed fields
 // instead missed in the service table, whose tuples match meta.flags that `classify` sets.
 // False when the walk leaves the pipeline, or needs state, before reaching a big table.
-bool SpeculateFields(const State& s, const Exec& x, PacketFields& f) noexcept {
+bool SpeculateFields(const State& s, const Exec& x, PacketFields& f, LookupMemo& memo,
+                     TableId& big) noexcept {
   f = x.f;
   TableId t = 0;
   for (size_t hops = 0; hops < s.tables.size() && t < s.tables.size(); ++hops) {
-    if (std::find(s.big_tables.begin(), s.big_tables.end(), t) != s.big_tables.end()) return true;
+    if (std::find(s.big_tables.begin(), s.big_tables.end(), t) != s.big_tables.end()) {
+      big = t;
+      return true;
+    }
     const CTable& tab = s.tables[t];
     const LookupResult r = tab.cls->Lookup(f);
+    memo.Add(t, r);
     const std::vector<CAction>& list = r.rule != kNoRule ? s.entries[r.rule].actions : tab.defaults;
     TableId next = t;
     for (const CAction& a : list) {
@@ -673,8 +709,8 @@ bool SpeculateFields(const State& s, const Exec& x, PacketFields& f) noexcept {
         if (!ApplyDnat(f, x.pkt, a)) return false;
       } else if (a.kind == ActionKind::kCtLookup) {
         const bool inv = x.pkt.l4_proto == kProtoTcp && !TcpCanStart(L4Flags(x.pkt));
-        f.set(Field::kCtState,
-              U128::Of(flowtables::kCtTrk | (inv ? flowtables::kCtInv : flowtables::kCtNew)));
+        memo.ct_state = flowtables::kCtTrk | (inv ? flowtables::kCtInv : flowtables::kCtNew);
+        f.set(Field::kCtState, U128::Of(memo.ct_state));
       } else if (a.kind == ActionKind::kGoto) {
         next = a.table;
         break;
@@ -689,7 +725,7 @@ bool SpeculateFields(const State& s, const Exec& x, PacketFields& f) noexcept {
 }
 
 // `xs[i]` is set for the frames to prefetch for.
-void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) noexcept {
+void PrefetchPipeline(const State& s, std::optional<Exec>* xs, size_t n) noexcept {
   // Reused, and reset only for the frames the interpreter will run: a Speculation holds a whole
   // field vector, and a fresh array zeroed sixteen of them per group, a cost of every
   // established (cache-hit) group, which runs no interpreter at all. `spec[i]` is null for the
@@ -703,9 +739,13 @@ void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) n
     sp.entry = nullptr;
     sp.group = nullptr;
     sp.hash = 0;
+    sp.memo.n = 0;
+    sp.memo.ct_state = 0;
+    xs[i]->memo = &sp.memo;
+    xs[i]->memo_at = 0;
     spec[i] = &sp;
     s.ct->PrefetchTuple(TupleOf(xs[i]->f, xs[i]->pkt, 0));
-    sp.reaches_big = SpeculateFields(s, *xs[i], sp.f);
+    sp.reaches_big = SpeculateFields(s, *xs[i], sp.f, sp.memo, sp.big);
     if (!sp.reaches_big) continue;
     any = true;
     for (TableId t : s.big_tables) s.tables[t].cls->Prefetch(sp.f);
@@ -715,6 +755,7 @@ void PrefetchPipeline(const State& s, const std::optional<Exec>* xs, size_t n) n
     if (!spec[i] || !spec[i]->reaches_big) continue;
     for (TableId t : s.big_tables) {
       const LookupResult r = s.tables[t].cls->Lookup(spec[i]->f);
+      if (t == spec[i]->big) spec[i]->memo.Add(t, r);
       if (r.rule == kNoRule) continue;
       spec[i]->entry = &s.entries[r.rule];
       __builtin_prefetch(spec[i]->entry);
