@@ -182,31 +182,40 @@ DropReason CtCommit(SimNic::State& s, Exec& x, uint16_t zone, uint64_t now) noex
   }
 }
 
-Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
-                uint64_t now) noexcept {
+// Runs `list`. kDone and kGoto leave the verdict or the next table in `out`, which the caller
+// owns: a Step returned by value was assembled in memory by byte stores and read back as words,
+// a stalled store forward at every table of every packet.
+Flow RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list, uint64_t now,
+                Step& out) noexcept {
+  const auto done = [&out](Verdict v, DropReason r = DropReason::kNone,
+                           PortId port = kInvalidPort) {
+    out = Done(v, r, port);
+    return Flow::kDone;
+  };
   for (const CAction& a : list) {
     switch (a.kind) {
       case ActionKind::kDrop:
-        return Done(Verdict::kDrop, DropReason::kDropAction);
+        return done(Verdict::kDrop, DropReason::kDropAction);
       case ActionKind::kReject:
-        return Done(Verdict::kReject);
+        return done(Verdict::kReject);
       case ActionKind::kOutput:
-        return Done(Verdict::kForward, DropReason::kNone, a.port);
+        return done(Verdict::kForward, DropReason::kNone, a.port);
       case ActionKind::kPunt:
-        return Done(Verdict::kPunt);
+        return done(Verdict::kPunt);
       case ActionKind::kGoto:
-        return {Flow::kGoto, a.table};
+        out.table = a.table;
+        return Flow::kGoto;
       case ActionKind::kSetField:
         ApplySetField(x.f, a);
         break;
       case ActionKind::kDnat:
-        if (!ApplyDnat(x.f, x.pkt, a)) return Done(Verdict::kDrop, DropReason::kBadRewrite);
+        if (!ApplyDnat(x.f, x.pkt, a)) return done(Verdict::kDrop, DropReason::kBadRewrite);
         break;
       case ActionKind::kSnat: {
         x.rec.cacheable = false;  // the port chosen depends on conntrack's contents
         bool exhausted = false;
         if (!ApplySnat(*s.ct, x.f, x.pkt, a, &exhausted)) {
-          return Done(Verdict::kDrop,
+          return done(Verdict::kDrop,
                       exhausted ? DropReason::kSnatExhausted : DropReason::kBadRewrite);
         }
         break;
@@ -215,9 +224,8 @@ Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
         const CGroup& g = s.groups[a.group];
         if (g.affinity) x.rec.cacheable = false;
         const uint32_t b = PickBucket(s, g, a.group, x.f, now);
-        if (b == MaglevTable::kNone) return Done(Verdict::kDrop, DropReason::kNoBucket);
-        const Step st = RunActions(s, x, g.buckets[b], now);
-        if (st.flow != Flow::kNext) return st;
+        if (b == MaglevTable::kNone) return done(Verdict::kDrop, DropReason::kNoBucket);
+        if (const Flow f = RunActions(s, x, g.buckets[b], now, out); f != Flow::kNext) return f;
         break;
       }
       case ActionKind::kCtLookup:
@@ -226,17 +234,18 @@ Step RunActions(SimNic::State& s, Exec& x, const std::vector<CAction>& list,
       case ActionKind::kCtCommit:
         x.rec.cacheable = false;
         if (DropReason r = CtCommit(s, x, a.zone, now); r != DropReason::kNone) {
-          return Done(Verdict::kDrop, r);
+          return done(Verdict::kDrop, r);
         }
         break;
       case ActionKind::kCount:
         break;
     }
   }
-  return {};
+  return Flow::kNext;
 }
 
-Step RunPipeline(SimNic::State& s, Exec& x, uint64_t now, TableId start = 0) noexcept {
+// Runs the tables from `start`; the verdict goes to `st` (out-parameters, as RunActions says why).
+void RunPipeline(SimNic::State& s, Exec& x, uint64_t now, Step& st, TableId start = 0) noexcept {
   TableId t = start;
   while (t < s.tables.size()) {
     CTable& tab = s.tables[t];
@@ -265,15 +274,15 @@ Step RunPipeline(SimNic::State& s, Exec& x, uint64_t now, TableId start = 0) noe
     } else {
       ++tab.counters.misses;
     }
-    Step st = RunActions(s, x, *list, now);
-    if (st.flow == Flow::kDone) {
+    const Flow flow = RunActions(s, x, *list, now, st);
+    if (flow == Flow::kDone) {
       if (st.verdict == Verdict::kPunt) st.table = t;  // where the software path resumes
-      return st;
+      return;
     }
-    if (st.flow == Flow::kNext || st.table <= t) break;  // fell off (or a bucket's goto back)
+    if (flow == Flow::kNext || st.table <= t) break;  // fell off (or a bucket's goto back)
     t = st.table;
   }
-  return Done(Verdict::kDrop, DropReason::kFellOff);
+  st = Done(Verdict::kDrop, DropReason::kFellOff);
 }
 
 }  // namespace
@@ -535,13 +544,14 @@ bool ReplayHit(State& s, std::span<uint8_t> frame, const ParsedHeaders& p, const
 }
 
 // Runs the tables and caches the outcome when it may be cached.
-Step Interpret(State& s, Exec& x, const FlowKey& key, uint64_t hash, uint64_t now) noexcept {
-  const Step st = RunPipeline(s, x, now);
-  if (!s.flow_cache.enabled()) return st;
+void Interpret(State& s, Exec& x, const FlowKey& key, uint64_t hash, uint64_t now,
+               Step& st) noexcept {
+  RunPipeline(s, x, now, st);
+  if (!s.flow_cache.enabled()) return;
   // A punt is not cached: a replay could not hand over the registers the software path needs.
   if (!x.rec.cacheable || st.verdict == Verdict::kReject || st.verdict == Verdict::kPunt) {
     ++s.flow_cache.stats.uncacheable;
-    return st;
+    return;
   }
   FlowCacheEntry e;
   e.out_src = x.f.get(SrcField(x.pkt.is_v6));
@@ -556,7 +566,6 @@ Step Interpret(State& s, Exec& x, const FlowKey& key, uint64_t hash, uint64_t no
   e.ct_slot = x.rec.ct_slot;
   e.ct_id = x.rec.ct_id;
   (void)s.flow_cache.Insert(key, hash, e, x.rec.steps, x.rec.n);
-  return st;
 }
 
 // Applies the verdict to the frame and the counters.
@@ -610,7 +619,8 @@ PacketResult RunFrame(State& s, std::span<uint8_t> buf, size_t& len, PortId in_p
   }
   ++s.flow_cache.stats.misses;
   if (!x) PrepareProbed(s, p, len, in_port, x.emplace());
-  const Step st = Interpret(s, *x, p.key, p.hash, now);
+  Step st;
+  Interpret(s, *x, p.key, p.hash, now, st);
   return Egress(s, buf, len, in_port, *x, st, punt);
 }
 
@@ -631,7 +641,8 @@ PacketResult SimNic::ResumeFrame(std::span<uint8_t> buf, size_t& len, PortId in_
   x.f.set(Field::kInPort, in);
   x.have_orig = state.have_orig;
   x.orig = state.orig;
-  const Step st = RunPipeline(s, x, now, state.table);
+  Step st;
+  RunPipeline(s, x, now, st, state.table);
   return Egress(s, buf, len, in_port, x, st, nullptr);
 }
 
@@ -652,7 +663,9 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
   if (!s.flow_cache.enabled()) {
     Exec x;
     if (!Prepare(s, buf.first(len), in_port, x, res)) return res;
-    return Egress(s, buf, len, in_port, x, RunPipeline(s, x, now), punt);
+    Step st;
+    RunPipeline(s, x, now, st);
+    return Egress(s, buf, len, in_port, x, st, punt);
   }
   Probe p;
   if (!ProbeOf(s, buf.first(len), in_port, p, res)) return res;
@@ -841,8 +854,9 @@ void SimNic::ProcessBatch(PacketBatch& b) noexcept {
       if (cached) {
         b.results_[k] = RunFrame(s, buf, len, b.in_port_[k], probes[i], xs[i], now, &b.punts_[k]);
       } else {
-        b.results_[k] =
-            Egress(s, buf, len, b.in_port_[k], *xs[i], RunPipeline(s, *xs[i], now), &b.punts_[k]);
+        Step st;
+        RunPipeline(s, *xs[i], now, st);
+        b.results_[k] = Egress(s, buf, len, b.in_port_[k], *xs[i], st, &b.punts_[k]);
       }
       b.len_[k] = static_cast<uint32_t>(len);
     }
