@@ -693,6 +693,7 @@ struct Speculation {
   TableId big = 0;  // the big table reached
   const CEntry* entry = nullptr;
   const CGroup* group = nullptr;
+  const std::vector<CAction>* bucket = nullptr;  // the group's bucket picked, if `group`
   uint64_t hash = 0;
 };
 
@@ -800,7 +801,25 @@ void PrefetchPipeline(const State& s, std::optional<Exec>* xs, size_t n) noexcep
   for (size_t i = 0; i < n; ++i) {
     if (!spec[i] || spec[i]->group == nullptr) continue;
     const uint32_t b = spec[i]->group->maglev.Pick(spec[i]->hash);
-    if (b < spec[i]->group->buckets.size()) __builtin_prefetch(spec[i]->group->buckets[b].data());
+    if (b >= spec[i]->group->buckets.size()) {
+      spec[i]->group = nullptr;
+      continue;
+    }
+    spec[i]->bucket = &spec[i]->group->buckets[b];
+    __builtin_prefetch(spec[i]->bucket->data());
+  }
+  // The reply tuple a commit of the bucket's DNAT would add to conntrack's index (the zone taken
+  // as 0, as for the lookup above): a new connection's insert then finds its index slot loaded.
+  for (size_t i = 0; i < n; ++i) {
+    if (!spec[i] || spec[i]->group == nullptr) continue;
+    for (const CAction& a : *spec[i]->bucket) {
+      if (a.kind != ActionKind::kDnat) continue;
+      CtTuple t = TupleOf(spec[i]->f, xs[i]->pkt, 0);
+      t.dst = a.value;
+      if (a.l4_port != 0 && HasPorts(xs[i]->pkt)) t.dst_port = a.l4_port;
+      s.ct->PrefetchTuple(Reverse(t));
+      break;
+    }
   }
 }
 
