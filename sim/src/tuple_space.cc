@@ -39,24 +39,53 @@ inline size_t HashWords(const uint64_t* w, size_t n) {
   return Mix(h);
 }
 
+// What a lookup needs of a bucket's best rule, kept in the bucket's index slot: the probe that
+// finds the bucket settles the common bucket of a single rule without ranges, with no second
+// load (a separate array of these cost a cache miss of its own in the big tables).
+struct BucketHot {
+  int32_t priority = 0;
+  uint32_t id = 0;
+  uint64_t seq = 0;
+  bool simple = false;  // exactly one rule, no range checks
+};
+
 // An open-addressing hash index from fixed-width keys (the tuple's masked key words) to bucket
-// ids. Each slot is one run of words, [tag | value + 1][full hash][key...], so a probe that hits
-// touches one cache line; linear probing with backward-shift deletion keeps no tombstones.
-// Load factor <= 1/2.
+// ids. Each slot is one run of words, [tag | value + 1][full hash][hot: priority | id][hot: seq |
+// simple][key...], so a probe that hits touches one cache line; linear probing with
+// backward-shift deletion keeps no tombstones. Load factor <= 1/2.
 class WordKeyIndex {
  public:
   static constexpr uint32_t kNone = 0xffffffffu;
-  explicit WordKeyIndex(int words) : w_(words), stride_(2 + static_cast<size_t>(words)) {
+  static constexpr size_t kHeader = 4;
+  explicit WordKeyIndex(int words) : w_(words), stride_(kHeader + static_cast<size_t>(words)) {
     Rehash(16);
   }
 
   void Prefetch(uint64_t h) const noexcept { __builtin_prefetch(&table_[(h & mask_) * stride_]); }
-  uint32_t Find(const uint64_t* key, uint64_t h) const noexcept {
+  /// The key's slot, or null.
+  const uint64_t* FindSlot(const uint64_t* key, uint64_t h) const noexcept {
     for (size_t i = h & mask_;; i = (i + 1) & mask_) {
       const uint64_t* e = &table_[i * stride_];
-      if (e[0] == 0) return kNone;
-      if ((e[0] >> 32) == (h >> 32) && KeyEq(e, key)) return static_cast<uint32_t>(e[0]) - 1;
+      if (e[0] == 0) return nullptr;
+      if ((e[0] >> 32) == (h >> 32) && KeyEq(e, key)) return e;
     }
+  }
+  uint32_t Find(const uint64_t* key, uint64_t h) const noexcept {
+    const uint64_t* e = FindSlot(key, h);
+    return e == nullptr ? kNone : Value(e);
+  }
+  static uint32_t Value(const uint64_t* slot) noexcept {
+    return static_cast<uint32_t>(slot[0]) - 1;
+  }
+  static BucketHot Hot(const uint64_t* slot) noexcept {
+    return {static_cast<int32_t>(static_cast<uint32_t>(slot[2] >> 32)),
+            static_cast<uint32_t>(slot[2]), slot[3] >> 1, (slot[3] & 1) != 0};
+  }
+  /// Sets the summary kept with an existing key.
+  void SetHot(const uint64_t* key, uint64_t h, const BucketHot& hot) noexcept {
+    auto* e = const_cast<uint64_t*>(FindSlot(key, h));
+    e[2] = uint64_t{static_cast<uint32_t>(hot.priority)} << 32 | hot.id;
+    e[3] = hot.seq << 1 | uint64_t{hot.simple};
   }
   /// Room for `n` more keys without regrowing (load factor <= 1/2 then too).
   void Reserve(size_t n) {
@@ -90,7 +119,7 @@ class WordKeyIndex {
   uint64_t* At(size_t i) { return &table_[i * stride_]; }
   bool KeyEq(const uint64_t* e, const uint64_t* key) const noexcept {
     for (int n = 0; n < w_; ++n) {
-      if (e[2 + n] != key[n]) return false;
+      if (e[kHeader + n] != key[n]) return false;
     }
     return true;
   }
@@ -100,7 +129,14 @@ class WordKeyIndex {
     uint64_t* e = At(i);
     e[0] = (h & 0xffffffff00000000ull) | (uint64_t{value} + 1);
     e[1] = h;
-    std::copy(key, key + w_, e + 2);
+    e[2] = e[3] = 0;
+    std::copy(key, key + w_, e + kHeader);
+  }
+  // Moves a whole slot of the old table (its hot words with it).
+  void PlaceSlot(const uint64_t* slot) {
+    size_t i = slot[1] & mask_;
+    while (At(i)[0] != 0) i = (i + 1) & mask_;
+    std::copy(slot, slot + stride_, At(i));
   }
   void Rehash(size_t capacity) {
     std::vector<uint64_t> old = std::move(table_);
@@ -110,7 +146,7 @@ class WordKeyIndex {
     mask_ = capacity - 1;
     for (size_t i = 0; i < old_capacity; ++i) {
       const uint64_t* e = &old[i * stride_];
-      if (e[0] != 0) Place(e + 2, e[1], static_cast<uint32_t>(e[0]) - 1);
+      if (e[0] != 0) PlaceSlot(e);
     }
   }
 
@@ -142,15 +178,6 @@ struct CompiledRule {
   std::vector<uint64_t> value;  // already masked
   uint32_t required = 0;
   BucketRule rule;
-};
-
-// What a lookup needs of a bucket's best rule, kept contiguous per tuple: one cache line read
-// settles the common bucket of a single rule without ranges.
-struct BucketHot {
-  int32_t priority = 0;
-  uint32_t id = 0;
-  uint64_t seq = 0;
-  bool simple = false;  // exactly one rule, no range checks
 };
 
 // The key words a tuple's mask keeps (any bit set), in key order. Its index holds only those
@@ -186,7 +213,6 @@ struct Tuple {
   ActiveWords active;
   WordKeyIndex index;  // active words of the masked key -> bucket id
   std::vector<std::vector<BucketRule>> buckets;
-  std::vector<BucketHot> hot;  // parallel to buckets
   std::vector<uint32_t> free_buckets;
   std::map<int32_t, uint32_t> priorities;  // priority -> rule count, for max after removals
   int32_t max_priority = 0;
@@ -265,13 +291,15 @@ class TupleSpace {
   void Reorder();
   static Tuple NewTuple(const CompiledRule& r) {
     const ActiveWords active(r.mask);
-    return Tuple{r.mask, r.required, active, WordKeyIndex(active.n), {}, {}, {}, {}, 0};
+    return Tuple{r.mask, r.required, active, WordKeyIndex(active.n), {}, {}, {}, 0};
   }
-  static void Summarize(Tuple& t, uint32_t b) {
+  // Refreshes the summary in bucket `b`'s index slot (its key `key`, hashed `h`).
+  static void Summarize(Tuple& t, uint32_t b, const uint64_t* key, uint64_t h) {
     const std::vector<BucketRule>& rules = t.buckets[b];
     if (rules.empty()) return;
-    t.hot[b] = {rules[0].priority, rules[0].id, rules[0].seq,
-                rules.size() == 1 && rules[0].ranges.empty()};
+    t.index.SetHot(key, h,
+                   {rules[0].priority, rules[0].id, rules[0].seq,
+                    rules.size() == 1 && rules[0].ranges.empty()});
   }
 
   std::vector<Tuple> tuples_;
@@ -314,7 +342,6 @@ uint32_t TupleSpace::Insert(CompiledRule r) {
     } else {
       b = static_cast<uint32_t>(t.buckets.size());
       t.buckets.emplace_back();
-      t.hot.emplace_back();
     }
     t.index.Insert(key.data(), h, b);
   }
@@ -324,7 +351,7 @@ uint32_t TupleSpace::Insert(CompiledRule r) {
                           [&](const BucketRule& x) { return x.priority < priority; });
   const uint32_t id = r.rule.id;
   bucket.insert(pos, std::move(r.rule));
-  Summarize(t, b);
+  Summarize(t, b, key.data(), h);
   // order_ depends only on which tuples are non-empty and their maximum priorities: a rule that
   // raises neither leaves it as it is.
   const bool reorder = t.priorities.empty() || priority > t.max_priority;
@@ -350,7 +377,7 @@ uint32_t TupleSpace::Remove(uint32_t id) {
     t.index.Erase(key.data(), h);
     t.free_buckets.push_back(b);
   } else {
-    Summarize(t, b);
+    Summarize(t, b, key.data(), h);
   }
   rules_.erase(it);
   Reorder();
@@ -379,14 +406,14 @@ void TupleSpace::Lookup(const uint64_t* key, uint32_t present, uint64_t allowed,
     if (!((allowed >> std::min<uint32_t>(ti, 63)) & 1)) continue;
     if ((present & t.required) != t.required) continue;
     t.active.Gather(key, masked.data());
-    const uint32_t b = t.index.Find(masked.data(), HashWords(masked.data(), t.active.n));
-    if (b == WordKeyIndex::kNone) continue;
-    const BucketHot& hot = t.hot[b];
+    const uint64_t* slot = t.index.FindSlot(masked.data(), HashWords(masked.data(), t.active.n));
+    if (slot == nullptr) continue;
+    const BucketHot hot = WordKeyIndex::Hot(slot);
     if (hot.simple) {
       best.Offer(hot.priority, hot.seq, hot.id, false, tie);
       continue;
     }
-    const std::vector<BucketRule>& bucket = t.buckets[b];
+    const std::vector<BucketRule>& bucket = t.buckets[WordKeyIndex::Value(slot)];
     size_t i = 0;
     while (i < bucket.size() && !RangesOk(bucket[i], key)) ++i;
     if (i == bucket.size()) continue;
