@@ -51,12 +51,14 @@ bool FlowCache::Insert(const FlowKey& key, uint64_t hash, FlowCacheEntry outcome
   outcome.path = it->second;
   table_[set * kWays + way] = outcome;
   line.tag[way] = {tag, gen_};
+  ++version_;
   ++stats.insertions;
   return true;
 }
 
 void FlowCache::Invalidate() {
   ++stats.invalidations;
+  ++version_;
   if (++gen_ == 0) {  // wrapped: entries of generation 1 could come back to life
     std::fill(tags_.begin(), tags_.end(), TagLine{});
     gen_ = 1;

@@ -160,6 +160,9 @@ class FlowCache {
   }
   /// Makes every entry stale (a program change).
   void Invalidate();
+  /// Changes whenever an entry is stored or invalidated (never 0): while it stays the same,
+  /// Find() for a key returns what it returned before.
+  uint64_t version() const noexcept { return version_; }
 
   FlowCacheStats stats;
 
@@ -176,6 +179,7 @@ class FlowCache {
   uint32_t capacity_ = 0;
   uint64_t set_mask_ = 0;
   uint32_t gen_ = 1;
+  uint64_t version_ = 1;
   std::vector<TagLine> tags_;
   std::vector<FlowCacheEntry> table_;  // set * kWays + way
   std::vector<PathStep> steps_;
