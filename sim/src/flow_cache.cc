@@ -38,10 +38,9 @@ bool FlowCache::Insert(const FlowKey& key, uint64_t hash, FlowCacheEntry outcome
   TagLine& line = tags_[set];
   const auto tag = static_cast<uint32_t>(hash >> 32);
   int way = -1;
-  for (int w = 0; w < kWays && way < 0; ++w) {
-    if (line.tag[w].tag == tag && line.tag[w].gen == gen_ && table_[set * kWays + w].key == key) {
-      way = w;
-    }
+  for (uint32_t ways = MatchingWays(line, hash); ways != 0 && way < 0; ways &= ways - 1) {
+    const int w = std::countr_zero(ways);
+    if (table_[set * kWays + w].key == key) way = w;
   }
   for (int w = 0; w < kWays && way < 0; ++w) {
     if (line.tag[w].gen != gen_) way = w;
