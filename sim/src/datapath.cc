@@ -494,8 +494,9 @@ bool ProbeOf(State& s, std::span<const uint8_t> frame, PortId in_port, Probe& p,
     res = ParseDrop(s, e);
     return false;
   }
-  p.key = KeyOf(s, p.h, in_port);
-  p.hash = p.key.Hash();
+  const FlowKey::Words w = KeyOf(s, p.h, in_port).ToWords();
+  p.hash = FlowKey::HashWords(w);
+  p.key = FlowKey::FromWords(w);
   p.entry = nullptr;
   p.version = 0;
   return true;
