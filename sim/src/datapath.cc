@@ -459,8 +459,16 @@ bool Ingress(State& s, std::span<const uint8_t> frame, PortId in_port, Exec& x,
 FlowKey KeyOf(const State& s, const ParsedHeaders& p, PortId in_port) noexcept {
   const HeaderFields& f = p.fields;
   FlowKey k;
-  k.src = f.src;
-  k.dst = f.dst;
+  if (p.is_v6) {
+    k.src = f.src;
+    k.dst = f.dst;
+  } else {
+    // An IPv4 address is U128::Of(v4), and the parser wrote only its low word over the zeroed
+    // struct: a load of both words would span two recent stores, which the CPU cannot forward,
+    // and wait for them to reach the cache. Read the low word alone.
+    k.src = U128::Of(f.src.lo);
+    k.dst = U128::Of(f.dst.lo);
+  }
   k.in_port = in_port;
   k.present = f.present;
   k.src_port = f.l4_src;
