@@ -871,16 +871,16 @@ void SimNic::ProcessBatch(PacketBatch& b) noexcept {
       if (in[i] && cached) s.flow_cache.Prefetch(probes[i].hash);
     }
     if (cached) {
+      uint32_t ways[kBatchGroup];  // FlowCache::Ways(); nothing changes the cache in this pass
       for (size_t i = 0; i < n; ++i) {
         if (!in[i]) continue;
-        if (const FlowCacheEntry* e = s.flow_cache.Candidate(probes[i].hash)) {
-          FlowCache::PrefetchEntry(e);
-        }
+        ways[i] = s.flow_cache.Ways(probes[i].hash);
+        if (ways[i] != 0) FlowCache::PrefetchEntry(s.flow_cache.Candidate(probes[i].hash, ways[i]));
       }
       for (size_t i = 0; i < n; ++i) {
         if (!in[i]) continue;
         const size_t k = base + i;
-        const FlowCacheEntry* e = s.flow_cache.Find(probes[i].key, probes[i].hash);
+        const FlowCacheEntry* e = s.flow_cache.FindIn(probes[i].key, probes[i].hash, ways[i]);
         probes[i].entry = e;
         probes[i].version = s.flow_cache.version();
         if (e != nullptr && e->has_ct) s.ct->Prefetch(e->ct_slot);

@@ -141,13 +141,14 @@ class FlowCache {
   void Prefetch(uint64_t hash) const noexcept {
     if (!tags_.empty()) __builtin_prefetch(&tags_[SetOf(hash)]);
   }
-  /// The entry of a way whose tag matches `hash` in the current generation (the key still has to
-  /// be compared), or nullptr. For prefetching.
-  const FlowCacheEntry* Candidate(uint64_t hash) const noexcept {
-    if (tags_.empty()) return nullptr;
-    const size_t set = SetOf(hash);
-    const uint32_t ways = MatchingWays(tags_[set], hash);
-    return ways == 0 ? nullptr : &table_[set * kWays + std::countr_zero(ways)];
+  /// The ways of `hash`'s set whose tag matches in the current generation (bit w: way w; the
+  /// keys still have to be compared). Valid until the next Insert() or Invalidate().
+  uint32_t Ways(uint64_t hash) const noexcept {
+    return tags_.empty() ? 0 : MatchingWays(tags_[SetOf(hash)], hash);
+  }
+  /// The entry of the lowest of `ways` (non-zero, from Ways(hash)). For prefetching.
+  const FlowCacheEntry* Candidate(uint64_t hash, uint32_t ways) const noexcept {
+    return &table_[SetOf(hash) * kWays + std::countr_zero(ways)];
   }
   static void PrefetchEntry(const FlowCacheEntry* e) noexcept {
     __builtin_prefetch(e);
@@ -155,10 +156,12 @@ class FlowCache {
   }
   /// The live entry for `key`, or nullptr.
   const FlowCacheEntry* Find(const FlowKey& key, uint64_t hash) const noexcept {
-    if (tags_.empty()) return nullptr;
-    const size_t set = SetOf(hash);
-    for (uint32_t ways = MatchingWays(tags_[set], hash); ways != 0; ways &= ways - 1) {
-      const FlowCacheEntry& e = table_[set * kWays + std::countr_zero(ways)];
+    return FindIn(key, hash, Ways(hash));
+  }
+  /// Find() given `ways` = Ways(hash), taken since the last Insert() or Invalidate().
+  const FlowCacheEntry* FindIn(const FlowKey& key, uint64_t hash, uint32_t ways) const noexcept {
+    for (; ways != 0; ways &= ways - 1) {
+      const FlowCacheEntry& e = table_[SetOf(hash) * kWays + std::countr_zero(ways)];
       if (e.key == key) return &e;
     }
     return nullptr;
