@@ -208,7 +208,6 @@ struct ActiveWords {
 };
 
 struct Tuple {
-  std::vector<uint64_t> mask;
   uint32_t required = 0;
   ActiveWords active;
   WordKeyIndex index;  // active words of the masked key -> bucket id
@@ -291,7 +290,7 @@ class TupleSpace {
   void Reorder();
   static Tuple NewTuple(const CompiledRule& r) {
     const ActiveWords active(r.mask);
-    return Tuple{r.mask, r.required, active, WordKeyIndex(active.n), {}, {}, {}, 0};
+    return Tuple{r.required, active, WordKeyIndex(active.n), {}, {}, {}, 0};
   }
   // Refreshes the summary in bucket `b`'s index slot (its key `key`, hashed `h`).
   static void Summarize(Tuple& t, uint32_t b, const uint64_t* key, uint64_t h) {
