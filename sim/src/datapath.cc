@@ -419,6 +419,16 @@ bool CountIn(State& s, std::span<const uint8_t> frame, PortId in_port, PacketRes
   return true;
 }
 
+// Counts a frame leaving by `port`.
+void CountForward(State& s, PortId port, size_t len, PacketResult& res) noexcept {
+  ++s.counters.forwarded;
+  if (port < s.port_counters.size()) {
+    ++s.port_counters[port].tx_packets;
+    s.port_counters[port].tx_bytes += len;
+  }
+  res.out_port = port;
+}
+
 // Counts a frame the parser rejected and drops it.
 PacketResult ParseDrop(State& s, ParseError e) noexcept {
   PacketResult res;
@@ -549,12 +559,7 @@ bool ReplayHit(State& s, std::span<uint8_t> frame, const ParsedHeaders& p, const
   }
   RewriteL34(frame, p, HeaderL34(p),
              {e.out_src, e.out_dst, U128::Of(e.out_src_port), U128::Of(e.out_dst_port)});
-  ++s.counters.forwarded;
-  if (e.out_port < s.port_counters.size()) {
-    ++s.port_counters[e.out_port].tx_packets;
-    s.port_counters[e.out_port].tx_bytes += len;
-  }
-  res.out_port = e.out_port;
+  CountForward(s, e.out_port, len, res);
   res.verdict = Verdict::kForward;
   return true;
 }
@@ -602,12 +607,7 @@ PacketResult Egress(State& s, std::span<uint8_t> buf, size_t& len, PortId in_por
       break;
     case Verdict::kForward:
       RewriteAddressesAndPorts(buf.first(len), x.pkt, x.orig_l34, x.f);
-      ++s.counters.forwarded;
-      if (st.port < s.port_counters.size()) {
-        ++s.port_counters[st.port].tx_packets;
-        s.port_counters[st.port].tx_bytes += len;
-      }
-      res.out_port = st.port;
+      CountForward(s, st.port, len, res);
       break;
     case Verdict::kReject: {
       const size_t n = BuildRejectReply(buf.first(len), x.pkt, s.scratch);
@@ -621,6 +621,14 @@ PacketResult Egress(State& s, std::span<uint8_t> buf, size_t& len, PortId in_por
   }
   res.verdict = st.verdict;
   return res;
+}
+
+// A prepared frame through the tables from `start`, without the flow cache, then out.
+PacketResult RunTables(State& s, std::span<uint8_t> buf, size_t& len, PortId in_port, Exec& x,
+                       uint64_t now, PuntState* punt, TableId start = 0) noexcept {
+  Step st;
+  RunPipeline(s, x, now, st, start);
+  return Egress(s, buf, len, in_port, x, st, punt);
 }
 
 // A probed frame through the cache or, when it does not answer, the tables (`x` holds the
@@ -658,9 +666,7 @@ PacketResult SimNic::ResumeFrame(std::span<uint8_t> buf, size_t& len, PortId in_
   x.f.set(Field::kInPort, in);
   x.have_orig = state.have_orig;
   x.orig = state.orig;
-  Step st;
-  RunPipeline(s, x, now, st, state.table);
-  return Egress(s, buf, len, in_port, x, st, nullptr);
+  return RunTables(s, buf, len, in_port, x, now, nullptr, state.table);
 }
 
 bool SimNic::OwnsConnection(std::span<const uint8_t> frame) const noexcept {
@@ -680,9 +686,7 @@ PacketResult SimNic::ProcessFrame(std::span<uint8_t> buf, size_t& len, PortId in
   if (!s.flow_cache.enabled()) {
     Exec x;
     if (!Prepare(s, buf.first(len), in_port, x, res)) return res;
-    Step st;
-    RunPipeline(s, x, now, st);
-    return Egress(s, buf, len, in_port, x, st, punt);
+    return RunTables(s, buf, len, in_port, x, now, punt);
   }
   Probe p;
   if (!ProbeOf(s, buf.first(len), in_port, p, res)) return res;
@@ -769,6 +773,7 @@ void PrefetchPipeline(const State& s, std::optional<Exec>* xs, size_t n) noexcep
     Speculation& sp = spec_storage[i];
     sp.entry = nullptr;
     sp.group = nullptr;
+    sp.bucket = nullptr;
     sp.hash = 0;
     sp.memo.n = 0;
     sp.memo.ct_state = 0;
@@ -827,14 +832,14 @@ void PrefetchPipeline(const State& s, std::optional<Exec>* xs, size_t n) noexcep
   }
   // The reply tuple a commit of the bucket's DNAT would add to conntrack's index (the zone taken
   // as 0, as for the lookup above): a new connection's insert then finds its index slot loaded.
+  // The speculated fields are not needed after this pass, so the DNAT is applied to them.
   for (size_t i = 0; i < n; ++i) {
     if (!spec[i] || spec[i]->group == nullptr) continue;
     for (const CAction& a : *spec[i]->bucket) {
       if (a.kind != ActionKind::kDnat) continue;
-      CtTuple t = TupleOf(spec[i]->f, xs[i]->pkt, 0);
-      t.dst = a.value;
-      if (a.l4_port != 0 && HasPorts(xs[i]->pkt)) t.dst_port = a.l4_port;
-      s.ct->PrefetchTuple(Reverse(t));
+      if (ApplyDnat(spec[i]->f, xs[i]->pkt, a)) {
+        s.ct->PrefetchTuple(Reverse(TupleOf(spec[i]->f, xs[i]->pkt, 0)));
+      }
       break;
     }
   }
@@ -896,9 +901,7 @@ void SimNic::ProcessBatch(PacketBatch& b) noexcept {
       if (cached) {
         b.results_[k] = RunFrame(s, buf, len, b.in_port_[k], probes[i], xs[i], now, &b.punts_[k]);
       } else {
-        Step st;
-        RunPipeline(s, *xs[i], now, st);
-        b.results_[k] = Egress(s, buf, len, b.in_port_[k], *xs[i], st, &b.punts_[k]);
+        b.results_[k] = RunTables(s, buf, len, b.in_port_[k], *xs[i], now, &b.punts_[k]);
       }
       b.len_[k] = static_cast<uint32_t>(len);
     }
